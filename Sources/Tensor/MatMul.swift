@@ -1,0 +1,160 @@
+import CBLAS
+
+/// Thin, typed access to `cblas_sgemm` under the engine's threading policy (see ``Threading``).
+public enum GEMM {
+    /// C[M×N] = alpha · op(A)·op(B) + beta · C, row-major, on the calling thread (OpenBLAS single-threaded).
+    ///
+    /// `lda`, `ldb`, `ldc` are row strides in elements, so sub-blocks of larger matrices (one head of a
+    /// `[tokens, heads, dim]` tensor, a tile of K) multiply in place without copies.
+    @inlinable
+    public static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        Threading.ensureBLASPolicy()
+        guard m > 0, n > 0 else { return }
+        if k == 0 {  // OpenBLAS handles this, but be explicit: C = beta·C
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Below this many multiply-adds a GEMM runs on one thread: splitting costs more than it gains.
+    public static let parallelThreshold = 96 * 96 * 96
+
+    /// The same product as ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` split across
+    /// ``Threading/workers`` threads: column panels of C (or row panels when C is tall and narrow), each one
+    /// single-threaded sgemm. Small products run inline.
+    public static func parallelSgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let workers = Threading.workers
+        guard workers > 1, m * n * k >= parallelThreshold else {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // Split the longer side of C into `workers` panels, each a multiple of 16 (the sgemm micro-tile width).
+        let splitColumns = n >= m
+        let extent = splitColumns ? n : m
+        let panel = ((extent + workers - 1) / workers + 15) / 16 * 16
+        let panels = (extent + panel - 1) / panel
+        parallelFor(panels) { p in
+            let start = p * panel
+            let len = min(panel, extent - start)
+            if splitColumns {
+                // Columns [start, start+len) of C use columns of op(B): rows of B when transposed.
+                let bOff = transB ? start * ldb : start
+                sgemm(transA: transA, transB: transB, m: m, n: len, k: k, alpha: alpha, a: a, lda: lda,
+                      b: b + bOff, ldb: ldb, beta: beta, c: c + start, ldc: ldc)
+            } else {
+                let aOff = transA ? start : start * lda
+                sgemm(transA: transA, transB: transB, m: len, n: n, k: k, alpha: alpha, a: a + aOff, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Matrix product over the last two axes, with leading (batch) axes.
+    ///
+    /// `a` is `[..., M, K]` (`[..., K, M]` when `transposeA`), `b` is `[..., K, N]` (`[..., N, K]` when
+    /// `transposeB`); transposition is passed to sgemm, no copy is made. Batch axes must be equal, or one operand
+    /// is a plain matrix shared by every batch entry. Result `[..., M, N]`.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, got \(a.shape) and \(b.shape)")
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let (m, k) = transposeA ? (ac, ar) : (ar, ac)
+        let (k2, n) = transposeB ? (bc, br) : (br, bc)
+        precondition(k == k2, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let aBatch = Array(a.shape.dropLast(2)), bBatch = Array(b.shape.dropLast(2))
+        let batch: [Int]
+        if aBatch == bBatch || bBatch.isEmpty { batch = aBatch } else if aBatch.isEmpty { batch = bBatch } else {
+            preconditionFailure("matmul batch axes differ: \(a.shape) · \(b.shape)")
+        }
+        let batchCount = batch.reduce(1, *)
+        var out = Tensor(uninitializedShape: batch + [m, n])
+        let lda = ac, ldb = bc
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { pc in
+                    let A = pa.baseAddress!, B = pb.baseAddress!, C = pc.baseAddress!
+                    if bBatch.isEmpty && !transposeA {
+                        // All batches share B: fold the batch into M, one big GEMM.
+                        GEMM.parallelSgemm(transA: false, transB: transposeB, m: batchCount * m, n: n, k: k,
+                                           a: A, lda: lda, b: B, ldb: ldb, c: C, ldc: n)
+                        return
+                    }
+                    let aStride = aBatch.isEmpty ? 0 : ar * ac
+                    let bStride = bBatch.isEmpty ? 0 : br * bc
+                    let one = { (i: Int, parallel: Bool) in
+                        let f = parallel ? GEMM.parallelSgemm : GEMM.sgemm
+                        f(transposeA, transposeB, m, n, k, 1, A + i * aStride, lda, B + i * bStride, ldb, 0,
+                          C + i * m * n, n)
+                    }
+                    if batchCount >= Threading.workers {
+                        parallelFor(batchCount) { one($0, false) }
+                    } else {
+                        for i in 0..<batchCount { one(i, true) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `self · other` (see ``matmul(_:_:transposeA:transposeB:)``).
+    public func matmul(_ other: Tensor, transposeOther: Bool = false) -> Tensor {
+        Tensor.matmul(self, other, transposeB: transposeOther)
+    }
+
+    /// Linear layer: `x · weightᵀ + bias` with `weight` stored `[out, in]` as Hugging Face stores it.
+    /// `self` is `[..., in]`; result `[..., out]`.
+    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
+        precondition(rank >= 1 && shape[rank - 1] == weight.shape[1],
+                     "linear input \(shape) does not match weight [out, in] = \(weight.shape)")
+        let (outF, inF) = (weight.shape[0], weight.shape[1])
+        let rows = count / Swift.max(inF, 1)
+        var out = Tensor(uninitializedShape: Array(shape.dropLast()) + [outF])
+        if let bias {
+            precondition(bias.shape == [outF], "linear bias must be [\(outF)], got \(bias.shape)")
+            out.withUnsafeMutableBufferPointer { o in
+                bias.withUnsafeBufferPointer { b in for r in 0..<rows { (o.baseAddress! + r * outF).update(from: b.baseAddress!, count: outF) } }
+            }
+        }
+        withUnsafeBufferPointer { x in
+            weight.withUnsafeBufferPointer { w in
+                out.withUnsafeMutableBufferPointer { o in
+                    GEMM.parallelSgemm(transA: false, transB: true, m: rows, n: outF, k: inF, a: x.baseAddress!,
+                                       lda: inF, b: w.baseAddress!, ldb: inF, beta: bias == nil ? 0 : 1,
+                                       c: o.baseAddress!, ldc: outF)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Embedding lookup: rows `ids` of a `[vocab, dim]` table, giving `[ids.count, dim]`.
+    public func embedding(_ ids: [Int]) -> Tensor {
+        precondition(rank == 2, "embedding table must be [vocab, dim], got \(shape)")
+        let (vocab, dim) = (shape[0], shape[1])
+        var out = Tensor(uninitializedShape: [ids.count, dim])
+        withUnsafeBufferPointer { w in
+            out.withUnsafeMutableBufferPointer { o in
+                for (r, id) in ids.enumerated() {
+                    precondition(id >= 0 && id < vocab, "token id \(id) outside vocabulary of \(vocab)")
+                    (o.baseAddress! + r * dim).update(from: w.baseAddress! + id * dim, count: dim)
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,2 @@
+import Transformer
+print(Tensor.ones([2]))
