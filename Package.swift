@@ -17,7 +17,8 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "Transformer", dependencies: ["Tensor"]),
         .executableTarget(
             name: "transformer-cli",

@@ -4,12 +4,14 @@ import Foundation
 
 /// The engine's threading policy, in one place.
 ///
-/// OpenBLAS is kept single-threaded and the engine owns all parallelism (``parallelFor(_:_:)``): on this class of
-/// machine (2-core Zen 3) OpenBLAS's own threads cost more than they give for the matrices a transformer multiplies
-/// most often — `cblas_sgemm` at n = 128 runs ≈ 58 GFLOP/s on one thread but ≈ 14 GFLOP/s on two (thread wake-up on
-/// every call). Large GEMMs are instead split into column panels, one single-threaded sgemm per worker; attention
-/// parallelises over (batch, head, query block). `transformer-cli bench matmul` measures the policy against OpenBLAS's
-/// own threading.
+/// OpenBLAS runs single-threaded by default and the engine owns the parallelism (``parallelFor(_:_:)``): attention
+/// parallelises over (batch, head, query block) and batched per-head GEMMs over the batch, each worker calling a
+/// single-threaded sgemm. The reason is the small-matrix trap: OpenBLAS wakes its threads on every call, which at
+/// the sizes of attention tiles and per-head products (n ≈ 64–256) can cost more than the product (the team's guide
+/// measured n = 128 at ≈ 14 GFLOP/s on two threads vs ≈ 58 on one). Only a lone large GEMM (≥ 256³ multiply-adds,
+/// outside any parallel region) is handed to OpenBLAS's own threads, which share packed panels between cores;
+/// medium and short-and-wide GEMMs are split into column panels across workers. `transformer-cli bench matmul`
+/// measures the policy against raw OpenBLAS threading.
 public enum Threading {
     /// Worker count used by ``parallelFor(_:_:)``: `TRANSFORMER_THREADS` if set, else the active processor count.
     public static let workers: Int = {
@@ -35,6 +37,11 @@ public enum Threading {
         return try body()
     }
 
+    /// True on a thread that is running a ``parallelFor(_:_:)`` body (nested GEMMs then stay single-threaded).
+    public static var isInsideParallelRegion: Bool { parallelDepth.value > 0 }
+
+    static let parallelDepth = ThreadLocalCounter()
+
     /// OpenBLAS build description (`openblas_get_config`).
     public static var blasConfig: String { String(cString: openblas_get_config()) }
 }
@@ -44,19 +51,27 @@ public enum Threading {
 /// Iterations are handed out dynamically, so uneven work (causal attention blocks) balances. With one worker or one
 /// iteration it runs inline on the caller's thread.
 public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    parallelFor(count) { (_: Int, i: Int) in body(i) }
+}
+
+/// Like ``parallelFor(_:_:)``, but `body(worker, i)` also receives the index of the worker running it
+/// (`0..<min(Threading.workers, count)`), so per-worker scratch buffers can be allocated once up front.
+public func parallelFor(_ count: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
     guard count > 0 else { return }
     let workers = min(Threading.workers, count)
     if workers == 1 {
-        for i in 0..<count { body(i) }
+        for i in 0..<count { body(0, i) }
         return
     }
     let next = AtomicCounter()
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            Threading.parallelDepth.value += 1
+            defer { Threading.parallelDepth.value -= 1 }
             while true {
                 let i = next.increment()
                 if i >= count { break }
-                body(i)
+                body(worker, i)
             }
         }
     }
@@ -75,5 +90,15 @@ final class AtomicCounter: @unchecked Sendable {
         let v = value
         value += 1
         return v
+    }
+}
+
+/// A per-thread integer (pthread key), used to mark threads inside parallel regions.
+final class ThreadLocalCounter: @unchecked Sendable {
+    private var key = pthread_key_t()
+    init() { pthread_key_create(&key, nil) }
+    var value: Int {
+        get { Int(bitPattern: pthread_getspecific(key)) }
+        set { pthread_setspecific(key, UnsafeRawPointer(bitPattern: newValue)) }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Vectorised float kernels on raw buffers, shared by softmax, activations and attention.
@@ -8,11 +9,17 @@ public enum VectorMath {
     public typealias V = SIMD8<Float>
 
     /// e^x lane-wise.
+    ///
+    /// Written with plain lane arithmetic only (no `rounded`, no float→int conversion), which compiles to packed
+    /// SSE code on the x86-64 baseline: n = round(x·log2 e) comes from the 1.5·2²³ magic-number trick, whose low
+    /// mantissa bits are n itself, and 2ⁿ is assembled from those bits.
     @inlinable @inline(__always)
     public static func exp(_ input: V) -> V {
         let ln2Hi: Float = 0.693359375, ln2Lo: Float = -2.12194440e-4
-        var x = input.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.3))
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits
+        var x = maximum(minimum(input, V(repeating: 88.3)), V(repeating: -87.3))
+        let shifted = x * 1.44269504088896341 + magic
+        let n = shifted - magic
         x = x - n * ln2Hi
         x = x - n * ln2Lo
         var p = V(repeating: 1.9875691500e-4)
@@ -21,66 +28,47 @@ public enum VectorMath {
         p = p * x + 4.1665795894e-2
         p = p * x + 1.6666665459e-1
         p = p * x + 5.0000001201e-1
-        let x2 = x * x
-        p = p * x2 + x + 1
-        // 2^n by building the exponent bits.
-        let bits = (SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n)) &+ 127) &<< 23
-        let scale = unsafeBitCast(bits, to: V.self)
-        return (p * scale).replacing(with: 0, where: input .< -87.3)
+        p = p * (x * x) + x + 1
+        // 2ⁿ: (n + 127) << 23, with n read from the magic sum's bits (magic's own bits are 0x4B400000).
+        let nBits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((nBits &+ 127) &* 0x80_0000, to: V.self)
+        let result = p * scale
+        // Below −87.3 (and at −inf) the true value underflows: return exactly 0.
+        return result.replacing(with: 0, where: input .< -87.3)
     }
+
+    /// Lane-wise max / min as compare-and-select, which compiles to packed instructions (the standard library's
+    /// NaN-aware `pointwiseMax`/`pointwiseMin` and `.max()` run lane by lane). NaN handling is not needed here.
+    @inlinable @inline(__always)
+    public static func maximum(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .> a) }
+    @inlinable @inline(__always)
+    public static func minimum(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .< a) }
 
     /// Scalar e^x through the same polynomial (for tails).
     @inlinable @inline(__always)
     public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
 
     /// In place: `p[i] = exp(p[i] - shift)`; returns the sum of the results. Entries equal to −inf give 0.
+    /// (C row kernel: AVX2 + FMA where the CPU has them.)
     @inlinable
     public static func expShiftSum(_ p: UnsafeMutablePointer<Float>, count n: Int, shift: Float) -> Float {
-        var acc = V(repeating: 0)
-        var i = 0
-        let s = V(repeating: shift)
-        while i + 8 <= n {
-            let raw = UnsafeMutableRawPointer(p + i)
-            let v = exp(raw.loadUnaligned(as: V.self) - s)
-            raw.storeBytes(of: v, as: V.self)
-            acc += v
-            i += 8
-        }
-        var total = acc.sum()
-        while i < n {
-            let v = exp(p[i] - shift)
-            p[i] = v
-            total += v
-            i += 1
-        }
-        return total
+        ck_exp_shift_sum(p, n, shift)
     }
 
     /// Maximum of `n` floats (−inf when n = 0).
     @inlinable
-    public static func max(_ p: UnsafePointer<Float>, count n: Int) -> Float {
-        var m = V(repeating: -.infinity)
-        var i = 0
-        while i + 8 <= n {
-            m = pointwiseMax(m, UnsafeRawPointer(p + i).loadUnaligned(as: V.self))
-            i += 8
-        }
-        var r = m.max()
-        while i < n { r = Swift.max(r, p[i]); i += 1 }
-        return r
-    }
+    public static func max(_ p: UnsafePointer<Float>, count n: Int) -> Float { ck_max(p, n) }
 
     /// In place `p[i] *= s`.
     @inlinable
-    public static func scale(_ p: UnsafeMutablePointer<Float>, count n: Int, by s: Float) {
-        var i = 0
-        while i + 8 <= n {
-            let raw = UnsafeMutableRawPointer(p + i)
-            raw.storeBytes(of: raw.loadUnaligned(as: V.self) * s, as: V.self)
-            i += 8
-        }
-        while i < n { p[i] *= s; i += 1 }
-    }
+    public static func scale(_ p: UnsafeMutablePointer<Float>, count n: Int, by s: Float) { ck_scale(p, n, s) }
+
+    /// In place `p[i] = σ(p[i] + bias)`.
+    @inlinable
+    public static func sigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int, bias: Float) { ck_sigmoid(p, n, bias) }
+
+    /// Whether the row kernels run their AVX2 + FMA versions on this CPU.
+    public static var usesAVX2: Bool { ck_uses_avx2() != 0 }
 
     /// σ(x) = 1 / (1 + e^(−x)) lane-wise.
     @inlinable @inline(__always)

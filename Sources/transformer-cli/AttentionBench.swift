@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Transformer
+
+/// FlashAttention vs the materialised reference (and variants), timed in the same run.
+struct AttentionBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attention",
+        abstract: "FlashAttention vs materialised attention: ms, GFLOP/s, speed-up, extra memory.",
+        discussion: "With no shape flags: the standard sweep (N 512…8192, H 8, D 64/128, causal and not), the "
+            + "sliding-window growth, sigmoid vs softmax and the MHA/GQA/MQA decode shape.")
+
+    @Option(help: "Sequence length (queries = keys).") var seq: Int?
+    @Option(help: "Query heads.") var heads = 8
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads (default: = heads).") var kvHeads: Int?
+    @Option(name: .customLong("head-dim"), help: "Head dimension.") var headDim = 64
+    @Flag(help: "Causal mask.") var causal = false
+    @Option(help: "Sliding window half-width.") var window: Int?
+    @Flag(help: "Sigmoid attention instead of softmax.") var sigmoid = false
+    @Option(help: "Timed runs per case (best is reported).") var repeats = 3
+    @Option(help: "Largest N at which the materialised reference still runs (its scores need B·H·N² floats).")
+    var referenceLimit = 8192
+    @Option(help: "Write all rows as JSON to this path.") var json: String?
+    @Option(name: .customLong("rows-per-block"), help: "FlashAttention query rows per task (tuning).") var rowsPerBlock: Int?
+    @Option(name: .customLong("tile-keys"), help: "FlashAttention keys per tile (tuning).") var tileKeys: Int?
+
+    func run() throws {
+        if let rowsPerBlock { FlashAttention.rowsPerBlock = rowsPerBlock }
+        if let tileKeys { FlashAttention.tileKeys = tileKeys }
+        print("attention: B=1, fp32, \(Threading.workers) workers; GFLOP/s counts 4·N²·D per head (halved when causal)")
+        var report = Report(columns: ["case", "N", "flash_ms", "flash_gflops", "ref_ms", "speedup", "flash_MB", "ref_MB"])
+        print(report.header())
+        if let seq {
+            let g = Attention.Geometry(batch: 1, queries: seq, keys: seq, heads: heads, kvHeads: kvHeads ?? heads,
+                                       headDim: headDim, valueDim: headDim)
+            let mask = AttentionMask(causal: causal, window: window)
+            report.add(measure(g, Attention.Options(mask: mask, score: sigmoid ? .sigmoid() : .softmax)))
+        } else {
+            for d in [64, 128] {
+                for c in [false, true] {
+                    for n in [512, 1024, 2048, 4096, 8192] {
+                        let g = Attention.Geometry(batch: 1, queries: n, keys: n, heads: 8, kvHeads: 8, headDim: d, valueDim: d)
+                        report.add(measure(g, Attention.Options(mask: c ? .causal : .none)))
+                    }
+                }
+            }
+            windowGrowth(&report)
+            sigmoidVsSoftmax(&report)
+            decode(&report)
+            memoryAtLength(&report)
+        }
+        try report.write(json: json, benchmark: "attention", extra: ["workers": .int(Threading.workers)])
+    }
+
+    /// Useful flops: 4·Nq·Nk·D per head for dense, halved for causal.
+    func flops(_ g: Attention.Geometry, _ o: Attention.Options) -> Double {
+        var f = 2 * Double(g.headDim + g.valueDim) * Double(g.queries) * Double(g.keys) * Double(g.batch * g.heads)
+        if o.mask.causal && g.queries == g.keys { f /= 2 }
+        return f
+    }
+
+    func inputs(_ g: Attention.Geometry) -> (Tensor, Tensor, Tensor) {
+        (Tensor.randomNormal([g.batch, g.queries, g.heads, g.headDim], seed: 1),
+         Tensor.randomNormal([g.batch, g.keys, g.kvHeads, g.headDim], seed: 2),
+         Tensor.randomNormal([g.batch, g.keys, g.kvHeads, g.valueDim], seed: 3))
+    }
+
+    func label(_ g: Attention.Geometry, _ o: Attention.Options) -> String {
+        var s = "H\(g.heads)/\(g.kvHeads) D\(g.headDim)"
+        if o.mask.causal { s += " causal" }
+        if let w = o.mask.window { s += " w\(w)" }
+        if o.score != .softmax { s += " sigmoid" }
+        return s
+    }
+
+    func measure(_ g: Attention.Geometry, _ o: Attention.Options, reference: Bool = true, tag: String? = nil) -> [String: JSONValue] {
+        let (q, k, v) = inputs(g)
+        let reps = g.keys >= 4096 ? max(2, repeats - 1) : repeats
+        let tf = bestTime(repeats: reps) { _ = Attention.flash(query: q, key: k, value: v, options: o) }
+        var row: [String: JSONValue] = [
+            "case": .string(tag ?? label(g, o)), "N": .int(g.keys), "heads": .int(g.heads), "kv_heads": .int(g.kvHeads),
+            "head_dim": .int(g.headDim), "causal": .bool(o.mask.causal), "flash_ms": .num(tf * 1e3, 3),
+            "flash_gflops": .num(flops(g, o) / tf / 1e9, 1),
+            "flash_MB": .num(Double(FlashAttention.scratchBytes(g)) / 1e6, 2),
+            "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1),
+        ]
+        if reference && g.keys <= referenceLimit {
+            let tr = bestTime(repeats: reps) { _ = Attention.reference(query: q, key: k, value: v, options: o) }
+            row["ref_ms"] = .num(tr * 1e3, 3)
+            row["ref_gflops"] = .num(flops(g, o) / tr / 1e9, 1)
+            row["speedup"] = .num(tr / tf, 2)
+        }
+        return row
+    }
+
+    func windowGrowth(_ report: inout Report) {
+        print("-- sliding window w=256 (causal), flash only: cost must grow linearly in N")
+        var first: Double?
+        for n in [2048, 4096, 8192, 16384] {
+            let g = Attention.Geometry(batch: 1, queries: n, keys: n, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
+            var row = measure(g, Attention.Options(mask: AttentionMask(causal: true, window: 256)), reference: false,
+                              tag: "window256 D64")
+            if case .double(let ms, _) = row["flash_ms"]! {
+                first = first ?? ms
+                row["speedup"] = .num(ms / first!, 2)  // growth vs N=2048
+                row["case"] = .string("window256 growth×")
+            }
+            report.add(row)
+        }
+    }
+
+    func sigmoidVsSoftmax(_ report: inout Report) {
+        print("-- sigmoid vs softmax flash (speedup column: softmax ms ÷ sigmoid ms)")
+        for n in [1024, 4096] {
+            let g = Attention.Geometry(batch: 1, queries: n, keys: n, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
+            let (q, k, v) = inputs(g)
+            let soft = bestTime(repeats: repeats) { _ = Attention.flash(query: q, key: k, value: v) }
+            let sig = bestTime(repeats: repeats) {
+                _ = Attention.flash(query: q, key: k, value: v, options: Attention.Options(score: .sigmoid()))
+            }
+            report.add(["case": .string("sigmoid D64"), "N": .int(n), "flash_ms": .num(sig * 1e3, 3),
+                        "flash_gflops": .num(g.denseFlops / sig / 1e9, 1), "ref_ms": .num(soft * 1e3, 3),
+                        "speedup": .num(soft / sig, 2)])
+        }
+    }
+
+    func decode(_ report: inout Report) {
+        print("-- decode: 1 query vs 4096 cached keys, H=32, D=128 (ref_MB column: KV-cache MB)")
+        for kv in [32, 8, 1] {
+            let g = Attention.Geometry(batch: 1, queries: 1, keys: 4096, heads: 32, kvHeads: kv, headDim: 128, valueDim: 128)
+            let (q, k, v) = inputs(g)
+            let o = Attention.Options(mask: AttentionMask(causal: true, queryOffset: 4095))
+            let t = bestTime(repeats: repeats * 10) { _ = Attention.flash(query: q, key: k, value: v, options: o) }
+            let name = kv == 32 ? "MHA" : (kv == 1 ? "MQA" : "GQA")
+            report.add(["case": .string("decode \(name) 32/\(kv)"), "N": .int(4096), "flash_ms": .num(t * 1e3, 4),
+                        "flash_gflops": .num(g.denseFlops / t / 1e9, 1),
+                        "ref_MB": .num(Double(2 * 4096 * kv * 128 * 4) / 1e6, 1)])
+        }
+    }
+
+    func memoryAtLength(_ report: inout Report) {
+        let g = Attention.Geometry(batch: 1, queries: 16384, keys: 16384, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
+        print("-- memory at N=16384, H=8, D=64: flash scratch \(FlashAttention.scratchBytes(g)) bytes, "
+              + "reference scores \(Attention.referenceScoreBytes(g)) bytes")
+        report.add(["case": .string("memory only"), "N": .int(16384),
+                    "flash_MB": .num(Double(FlashAttention.scratchBytes(g)) / 1e6, 2),
+                    "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1)])
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+import Transformer
+
+@main
+struct TransformerCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transformer-cli",
+        abstract: "Run and measure transformer models on the CPU.",
+        subcommands: [Bench.self]
+    )
+}
+
+/// `transformer-cli bench …`: performance measurements, each a ratio against a baseline timed in the same run.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks (best of several runs; ratios against a baseline in the same process).",
+        subcommands: [MatmulBench.self, AttentionBench.self]
+    )
+}

@@ -1,2 +1,0 @@
-import Transformer
-print(Tensor.ones([2]))
