@@ -89,6 +89,11 @@ extension Tensor {
     public func exp() -> Tensor {
         var out = self
         out.withUnsafeMutableBufferPointer { _ = VectorMath.expShiftSum($0.baseAddress!, count: $0.count, shift: 0) }
+        // The vector kernel clamps its input at 88.3 and so saturates at e^88.3 ≈ 2.2e38, but float e^x only
+        // overflows above ≈ 88.72: the rare larger inputs go through libm (the right value, or +inf).
+        withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in for i in 0..<x.count where x[i] > 88.3 { o[i] = Foundation.exp(x[i]) } }
+        }
         return out
     }
     /// Natural logarithm.

@@ -116,8 +116,10 @@ extension Tensor {
                     t.baseAddress!.update(from: row, count: n)
                     return VectorMath.expShiftSum(t.baseAddress!, count: n, shift: m)
                 }
-                let shift = m + Foundation.log(s)
-                for j in 0..<n { row[j] -= shift }
+                // (x − max) − log Σ, in that order: folding max + log Σ into one shift first would round it at the
+                // magnitude of max and lose log Σ entirely when |max| is large (e.g. 1e4 or 1e30).
+                let logSum = Foundation.log(s)
+                for j in 0..<n { row[j] = (row[j] - m) - logSum }
             }
         }
         return out

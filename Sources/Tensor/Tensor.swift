@@ -94,7 +94,10 @@ public struct Tensor: @unchecked Sendable {
     public static func filled(_ shape: [Int], _ value: Float) -> Tensor { Tensor(shape: shape, repeating: value) }
 
     /// `[start, start + step, …)` up to but excluding `end`, as a 1-D tensor.
-    public static func arange(_ start: Float = 0, _ end: Float, step: Float = 1) -> Tensor {
+    public static func arange(_ end: Float) -> Tensor { arange(0, end) }
+
+    /// `[start, start + step, …)` up to but excluding `end`, as a 1-D tensor.
+    public static func arange(_ start: Float, _ end: Float, step: Float = 1) -> Tensor {
         precondition(step != 0, "arange step must be non-zero")
         let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         var t = Tensor(uninitializedShape: [n])
@@ -207,6 +210,7 @@ extension Tensor {
             reference.withUnsafeBufferPointer { b in
                 for i in 0..<a.count {
                     if a[i] == b[i] { continue }  // also equal infinities
+                    if a[i].isInfinite || b[i].isInfinite { return false }  // else |a − ∞| = ∞ ≤ rtol·∞ would pass
                     if !(abs(a[i] - b[i]) <= atol + rtol * abs(b[i])) { return false }
                 }
                 return true
