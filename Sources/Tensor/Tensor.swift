@@ -93,7 +93,7 @@ public struct Tensor: @unchecked Sendable {
     /// Every element equal to `value`.
     public static func filled(_ shape: [Int], _ value: Float) -> Tensor { Tensor(shape: shape, repeating: value) }
 
-    /// `[start, start + step, …)` up to but excluding `end`, as a 1-D tensor.
+    /// `[0, 1, …)` up to but excluding `end`, as a 1-D tensor.
     public static func arange(_ end: Float) -> Tensor { arange(0, end) }
 
     /// `[start, start + step, …)` up to but excluding `end`, as a 1-D tensor.
