@@ -176,6 +176,11 @@ public struct Tensor: @unchecked Sendable {
     }
 }
 
+extension Tensor {
+    /// True when both tensors share one storage buffer (e.g. tied embedding and output weights).
+    public func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
+}
+
 extension Tensor: Equatable {
     /// Exact equality of shape and every element.
     public static func == (a: Tensor, b: Tensor) -> Bool {

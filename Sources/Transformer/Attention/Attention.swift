@@ -66,20 +66,30 @@ public enum Attention {
         }
     }
 
-    /// Raw operands in the `[B, N, H, D]` layout. `keyBatchStride`/`valueBatchStride` (elements between batch
-    /// entries) let K/V live in a larger preallocated cache whose first `keys` positions are valid.
+    /// Raw operands in the `[B, N, H, D]` layout, with explicit strides so that Q can be a column slice of a fused
+    /// QKV projection and K/V can live in a larger preallocated cache whose first `keys` positions are valid.
+    ///
+    /// Token `t` of batch `b`, head `h` starts at `query + b·queryBatchStride + t·queryRowStride + h·D`;
+    /// likewise for key/value with kv head `g` (`+ g·D` / `+ g·Dv`); output rows are dense `[B, Nq, H, Dv]`.
     public struct Operands {
         public var query: UnsafePointer<Float>
         public var key: UnsafePointer<Float>
         public var value: UnsafePointer<Float>
         public var output: UnsafeMutablePointer<Float>
-        public var keyBatchStride: Int
-        public var valueBatchStride: Int
+        public var queryRowStride, queryBatchStride: Int
+        public var keyRowStride, keyBatchStride: Int
+        public var valueRowStride, valueBatchStride: Int
 
+        /// Operands for dense `[B, N, H, D]` storage.
         public init(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                    output: UnsafeMutablePointer<Float>, keyBatchStride: Int, valueBatchStride: Int) {
+                    output: UnsafeMutablePointer<Float>, geometry g: Geometry) {
             (self.query, self.key, self.value, self.output) = (query, key, value, output)
-            (self.keyBatchStride, self.valueBatchStride) = (keyBatchStride, valueBatchStride)
+            queryRowStride = g.heads * g.headDim
+            queryBatchStride = g.queries * queryRowStride
+            keyRowStride = g.kvHeads * g.headDim
+            keyBatchStride = g.keys * keyRowStride
+            valueRowStride = g.kvHeads * g.valueDim
+            valueBatchStride = g.keys * valueRowStride
         }
     }
 
@@ -112,8 +122,7 @@ public enum Attention {
                 value.withUnsafeBufferPointer { v in
                     out.withUnsafeMutableBufferPointer { o in
                         kernel(g, Operands(query: q.baseAddress!, key: k.baseAddress!, value: v.baseAddress!,
-                                           output: o.baseAddress!, keyBatchStride: g.keys * g.kvHeads * g.headDim,
-                                           valueBatchStride: g.keys * g.kvHeads * g.valueDim), options)
+                                           output: o.baseAddress!, geometry: g), options)
                     }
                 }
             }
@@ -129,6 +138,12 @@ public enum Attention {
 
     /// Bytes of scores ``reference(query:key:value:options:)`` materialises for geometry `g`.
     public static func referenceScoreBytes(_ g: Geometry) -> Int { ReferenceAttention.scoreBytes(g) }
+
+    /// FlashAttention on raw operands (models call this with Q inside a fused projection and K/V in a cache).
+    public static func flash(_ g: Geometry, _ operands: Operands, options: Options = Options()) {
+        validate(g, options)
+        FlashAttention.run(g, operands, options)
+    }
 
     /// The materialised reference: same contract as ``flash(query:key:value:options:)``.
     public static func reference(query: Tensor, key: Tensor, value: Tensor, options: Options = Options()) -> Tensor {

@@ -70,7 +70,8 @@ public enum FlashAttention {
 
             // Gather the block's query rows: row (t, r) is head hkv·rep + r of token t.
             for t in t0..<t1 {
-                (qs + (t - t0) * rep * D).update(from: ops.query + ((b * g.queries + t) * H + hkv * rep) * D, count: rep * D)
+                (qs + (t - t0) * rep * D).update(
+                    from: ops.query + b * ops.queryBatchStride + t * ops.queryRowStride + hkv * rep * D, count: rep * D)
             }
             acc.update(repeating: 0, count: rows * Dv)
             m.update(repeating: -.infinity, count: rows)
@@ -89,7 +90,7 @@ public enum FlashAttention {
                 if cover == .empty { continue }
                 let n = j1 - j0
                 GEMM.sgemm(transA: false, transB: true, m: rows, n: n, k: D, alpha: scale, a: qs, lda: D,
-                           b: kBase + j0 * G * D, ldb: G * D, c: s, ldc: n)
+                           b: kBase + j0 * ops.keyRowStride, ldb: ops.keyRowStride, c: s, ldc: n)
                 for r in 0..<rows {
                     let row = s + r * n
                     if isSigmoid { VectorMath.sigmoid(row, count: n, bias: bias) }
@@ -116,7 +117,7 @@ public enum FlashAttention {
                     }
                 }
                 GEMM.sgemm(transA: false, transB: false, m: rows, n: Dv, k: n, a: s, lda: n,
-                           b: vBase + j0 * G * Dv, ldb: G * Dv, beta: 1, c: acc, ldc: Dv)
+                           b: vBase + j0 * ops.valueRowStride, ldb: ops.valueRowStride, beta: 1, c: acc, ldc: Dv)
             }
 
             // Normalise and scatter rows back to [B, Nq, H, Dv].

@@ -25,8 +25,8 @@ enum ReferenceAttention {
             let b = bh / H, h = bh % H, hkv = h / g.groupSize
             let s = scores + bh * Nq * Nk
             GEMM.sgemm(transA: false, transB: true, m: Nq, n: Nk, k: D, alpha: scale,
-                       a: ops.query + (b * Nq * H + h) * D, lda: H * D,
-                       b: ops.key + b * ops.keyBatchStride + hkv * D, ldb: G * D, c: s, ldc: Nk)
+                       a: ops.query + b * ops.queryBatchStride + h * D, lda: ops.queryRowStride,
+                       b: ops.key + b * ops.keyBatchStride + hkv * D, ldb: ops.keyRowStride, c: s, ldc: Nk)
             let keyLength = mask.keyLength(batch: b, keys: Nk)
             for i in 0..<Nq {
                 let row = s + i * Nk
@@ -42,7 +42,7 @@ enum ReferenceAttention {
                 }
             }
             GEMM.sgemm(transA: false, transB: false, m: Nq, n: Dv, k: Nk, a: s, lda: Nk,
-                       b: ops.value + b * ops.valueBatchStride + hkv * Dv, ldb: G * Dv,
+                       b: ops.value + b * ops.valueBatchStride + hkv * Dv, ldb: ops.valueRowStride,
                        c: ops.output + (b * Nq * H + h) * Dv, ldc: H * Dv)
         }
     }

@@ -1,0 +1,129 @@
+/// The part of a decoder layer that mixes information across positions (self-attention) and owns a cache layer.
+public protocol TokenMixer: Sendable {
+    /// Floats per position this mixer keeps in its ``KVCache/Layer`` (keys, values).
+    var cacheWidths: (key: Int, value: Int) { get }
+    /// `x` is `[n, hidden]` for positions `position..<position + n`; writes those rows of `cache`, attends over
+    /// `0..<position + n`, and returns `[n, hidden]`.
+    func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position: Int) -> Tensor
+}
+
+/// The per-position part of a decoder layer (dense MLP or mixture of experts).
+public protocol FeedForward: Sendable {
+    /// `x` is `[n, hidden]`; returns `[n, hidden]`.
+    func callAsFunction(_ x: Tensor) -> Tensor
+}
+
+extension SwiGLU: FeedForward {}
+
+/// One pre-norm decoder layer: `x += mix(norm₁(x)); x += ffn(norm₂(x))`.
+public struct DecoderLayer: Sendable {
+    public let attentionNorm: RMSNorm
+    public let attention: any TokenMixer
+    public let feedForwardNorm: RMSNorm
+    public let feedForward: any FeedForward
+
+    public init(attentionNorm: RMSNorm, attention: any TokenMixer, feedForwardNorm: RMSNorm, feedForward: any FeedForward) {
+        (self.attentionNorm, self.attention, self.feedForwardNorm, self.feedForward) =
+            (attentionNorm, attention, feedForwardNorm, feedForward)
+    }
+
+    public func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position: Int) -> Tensor {
+        let h = x + attention(attentionNorm(x), cache: cache, position: position)
+        return h + feedForward(feedForwardNorm(h))
+    }
+}
+
+/// A decoder-only causal language model (Llama, Mixtral, DeepSeek-V3 share this skeleton):
+///
+///     x = embed(tokens)                      [n, hidden]
+///     for layer in layers: x = layer(x)      attention reads/writes the KV cache
+///     logits = lmHead(norm(x))               [n, vocab]
+public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
+    public let architecture: String
+    public let embedding: Tensor  // [vocab, hidden]
+    public let layers: [DecoderLayer]
+    public let norm: RMSNorm
+    public let lmHead: Linear
+    /// Longest context the model was configured for (`max_position_embeddings`).
+    public let maxPositions: Int
+
+    public init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear, maxPositions: Int) {
+        (self.architecture, self.embedding, self.layers, self.norm, self.lmHead, self.maxPositions) =
+            (architecture, embedding, layers, norm, lmHead, maxPositions)
+    }
+
+    public var vocabularySize: Int { lmHead.outFeatures }
+    public var hiddenSize: Int { embedding.shape[1] }
+
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(capacity: capacity ?? maxPositions, widths: layers.map { $0.attention.cacheWidths })
+    }
+
+    public func hiddenStates(_ tokens: [Int], cache: KVCache) throws -> Tensor {
+        guard !tokens.isEmpty else { throw GenerationError.emptyInput }
+        for t in tokens where t < 0 || t >= embedding.shape[0] {
+            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embedding.shape[0])
+        }
+        try cache.reserve(tokens.count)
+        let position = cache.length
+        var x = embedding.embedding(tokens)
+        for (layer, store) in zip(layers, cache.layers) { x = layer(x, cache: store, position: position) }
+        cache.advance(by: tokens.count)
+        return norm(x)
+    }
+
+    public func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor {
+        lmHead(try hiddenStates(tokens, cache: cache))
+    }
+
+    public var parameterCount: Int {
+        var n = embedding.count + norm.weight.count + (lmHead.weight.sharesStorage(with: embedding) ? 0 : lmHead.weight.count)
+        for l in layers { n += l.parameterCount }
+        return n
+    }
+}
+
+/// A model that predicts the next token: what generation, the CLI and the benchmarks drive.
+public protocol CausalLanguageModel: AnyObject, Sendable {
+    var architecture: String { get }
+    var vocabularySize: Int { get }
+    /// Number of weights.
+    var parameterCount: Int { get }
+    /// Longest context the model was configured for.
+    var maxPositions: Int { get }
+    /// A cache for `capacity` positions (default: ``maxPositions``).
+    func makeCache(capacity: Int?) -> KVCache
+    /// Runs `tokens` at positions `cache.length…`, appends them to the cache and returns logits `[n, vocab]`.
+    func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor
+}
+
+extension CausalLanguageModel {
+    /// Logits for `tokens` from scratch (a fresh cache sized to the input).
+    public func logits(_ tokens: [Int]) throws -> Tensor {
+        try forward(tokens, cache: makeCache(capacity: max(1, tokens.count)))
+    }
+}
+
+/// Anything whose weights can be counted.
+protocol ParameterCounting { var parameterCount: Int { get } }
+
+extension DecoderLayer {
+    var parameterCount: Int {
+        attentionNorm.weight.count + feedForwardNorm.weight.count
+            + ((attention as? ParameterCounting)?.parameterCount ?? 0)
+            + ((feedForward as? ParameterCounting)?.parameterCount ?? 0)
+    }
+}
+
+extension Linear: ParameterCounting {
+    public var parameterCount: Int { weight.count + (bias?.count ?? 0) }
+}
+
+extension SwiGLU: ParameterCounting {
+    public var parameterCount: Int { gateUp.parameterCount + down.parameterCount }
+}
+
+extension GroupedQueryAttention: ParameterCounting {
+    public var parameterCount: Int { qkv.parameterCount + output.parameterCount }
+}
+

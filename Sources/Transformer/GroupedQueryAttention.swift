@@ -1,0 +1,62 @@
+/// Multi-head self-attention with `kvHeads ≤ heads` key/value heads: MHA (`kvHeads == heads`),
+/// grouped-query (GQA) and multi-query (MQA, `kvHeads == 1`), with rotary positions and a KV cache.
+///
+///     qkv = x·[Wq; Wk; Wv]ᵀ            [n, (H + 2G)·D]   one GEMM
+///     q, k ← RoPE(q, k) at positions p..<p+n
+///     cache[p..<p+n] ← k, v            [G·D] per position
+///     o = FlashAttention(q, cache[0..<p+n]), causal from position p (+ sliding window)
+///     out = o·Woᵀ
+///
+/// Query head h reads kv head h / (H / G) straight from the cache; nothing is repeated.
+public struct GroupedQueryAttention: TokenMixer {
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+    let qkv: Linear
+    public let output: Linear
+    public let rope: RoPE?
+    /// Attention score multiplier (1/√D unless the model says otherwise).
+    public let scale: Float
+    /// Sliding-window width in positions (Mistral/Mixtral `sliding_window`): a query sees the last `window` keys.
+    public let window: Int?
+
+    public init(query: Linear, key: Linear, value: Linear, output: Linear, heads: Int, kvHeads: Int, headDim: Int,
+                rope: RoPE?, scale: Float? = nil, window: Int? = nil) {
+        precondition(heads % kvHeads == 0, "kv heads (\(kvHeads)) must divide heads (\(heads))")
+        precondition(query.outFeatures == heads * headDim && key.outFeatures == kvHeads * headDim
+                     && value.outFeatures == kvHeads * headDim && output.inFeatures == heads * headDim,
+                     "attention projections disagree with \(heads) heads / \(kvHeads) kv heads of dim \(headDim)")
+        qkv = Linear.fused([query, key, value])
+        self.output = output
+        (self.heads, self.kvHeads, self.headDim, self.rope, self.window) = (heads, kvHeads, headDim, rope, window)
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
+    }
+
+    public var cacheWidths: (key: Int, value: Int) { (kvHeads * headDim, kvHeads * headDim) }
+
+    public func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position p: Int) -> Tensor {
+        let n = x.shape[0]
+        let (H, G, D) = (heads, kvHeads, headDim)
+        let width = (H + 2 * G) * D
+        var proj = qkv(x)  // [n, (H + 2G)·D]
+        var out = Tensor(uninitializedShape: [n, H * D])
+        proj.withUnsafeMutableBufferPointer { buf in
+            let q = buf.baseAddress!, k = q + H * D, v = k + G * D
+            if let rope {
+                rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D, positionOffset: p)
+                rope.apply(to: k, seq: n, heads: G, rowStride: width, headStride: D, positionOffset: p)
+            }
+            cache.writeKeys(k, rows: n, stride: width, at: p)
+            cache.writeValues(v, rows: n, stride: width, at: p)
+            let g = Attention.Geometry(batch: 1, queries: n, keys: p + n, heads: H, kvHeads: G, headDim: D, valueDim: D)
+            out.withUnsafeMutableBufferPointer { o in
+                var ops = Attention.Operands(query: q, key: cache.keys, value: cache.values!, output: o.baseAddress!, geometry: g)
+                ops.queryRowStride = width
+                // A window of w positions keeps keys with pos − j ≤ w − 1 (HF / Mistral convention).
+                let mask = AttentionMask(causal: true, queryOffset: p, window: window.map { $0 - 1 })
+                Attention.flash(g, ops, options: Attention.Options(scale: scale, mask: mask))
+            }
+        }
+        return output(out)
+    }
+}

@@ -1,0 +1,73 @@
+/// Llama (and Mistral): RMSNorm, half-split RoPE, MHA / GQA / MQA from `num_key_value_heads`, SwiGLU MLP.
+///
+/// HF weight names: `model.embed_tokens`, `model.layers.{i}.input_layernorm`,
+/// `model.layers.{i}.self_attn.{q,k,v,o}_proj`, `model.layers.{i}.post_attention_layernorm`,
+/// `model.layers.{i}.mlp.{gate,up,down}_proj`, `model.norm`, `lm_head` (absent with `tie_word_embeddings`).
+public enum Llama {
+    /// Sizes shared by Llama-style attention (also used by Mixtral).
+    struct Dimensions {
+        let vocab, hidden, layers, heads, kvHeads, headDim, maxPositions: Int
+        let eps: Double
+
+        init(_ c: ModelConfig) throws {
+            vocab = try c.require(c.vocabSize, "vocab_size")
+            hidden = try c.require(c.hiddenSize, "hidden_size")
+            layers = try c.require(c.numHiddenLayers, "num_hidden_layers")
+            heads = try c.require(c.numAttentionHeads, "num_attention_heads")
+            kvHeads = try c.require(c.numKeyValueHeads ?? heads, "num_key_value_heads")
+            if let d = c.headDim { headDim = try c.require(d, "head_dim") } else {
+                try c.check(hidden % heads == 0, "num_attention_heads (\(heads)) does not divide hidden_size (\(hidden))")
+                headDim = hidden / heads
+            }
+            try c.check(heads % kvHeads == 0, "num_key_value_heads (\(kvHeads)) does not divide num_attention_heads (\(heads))")
+            maxPositions = try c.require(c.maxPositionEmbeddings ?? 2048, "max_position_embeddings")
+            eps = c.rmsNormEps ?? 1e-6
+        }
+    }
+
+    /// Builds a Llama/Mistral causal LM.
+    public static func build(config c: ModelConfig, weights w: Weights) throws -> DecoderModel {
+        let d = try Dimensions(c)
+        let intermediate = try c.require(c.intermediateSize, "intermediate_size")
+        let mlpBias = c.mlpBias ?? false
+        return try decoder(config: c, dims: d, weights: w) { i in
+            let p = "model.layers.\(i).mlp"
+            return SwiGLU(gate: try w.linear("\(p).gate_proj", out: intermediate, in: d.hidden, bias: mlpBias),
+                          up: try w.linear("\(p).up_proj", out: intermediate, in: d.hidden, bias: mlpBias),
+                          down: try w.linear("\(p).down_proj", out: d.hidden, in: intermediate, bias: mlpBias))
+        }
+    }
+
+    /// The Llama skeleton with a caller-chosen feed-forward per layer (Mixtral plugs in its MoE).
+    static func decoder(config c: ModelConfig, dims d: Dimensions, weights w: Weights,
+                        feedForward: (Int) throws -> any FeedForward) throws -> DecoderModel {
+        let rotaryDim = Int((Double(d.headDim) * (c.rope.partialRotaryFactor ?? 1)).rounded())
+        try c.check(rotaryDim % 2 == 0 && rotaryDim > 0, "rotary dimension \(rotaryDim) must be even and positive")
+        let rope = RoPE(rotaryDim: rotaryDim, base: c.rope.ropeTheta ?? 10_000, maxPositions: d.maxPositions,
+                        layout: .halfSplit, scaling: try c.rope.scaling(modelType: c.modelType))
+        if let window = c.slidingWindow { try c.check(window > 0, "sliding_window must be positive, got \(window)") }
+        let bias = c.attentionBias ?? false
+        let embedding = try w("model.embed_tokens.weight", [d.vocab, d.hidden])
+        var layers: [DecoderLayer] = []
+        for i in 0..<d.layers {
+            let p = "model.layers.\(i)"
+            let attention = GroupedQueryAttention(
+                query: try w.linear("\(p).self_attn.q_proj", out: d.heads * d.headDim, in: d.hidden, bias: bias),
+                key: try w.linear("\(p).self_attn.k_proj", out: d.kvHeads * d.headDim, in: d.hidden, bias: bias),
+                value: try w.linear("\(p).self_attn.v_proj", out: d.kvHeads * d.headDim, in: d.hidden, bias: bias),
+                output: try w.linear("\(p).self_attn.o_proj", out: d.hidden, in: d.heads * d.headDim, bias: bias),
+                heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, rope: rope, window: c.slidingWindow)
+            layers.append(DecoderLayer(
+                attentionNorm: try w.rmsNorm("\(p).input_layernorm", size: d.hidden, eps: d.eps),
+                attention: attention,
+                feedForwardNorm: try w.rmsNorm("\(p).post_attention_layernorm", size: d.hidden, eps: d.eps),
+                feedForward: try feedForward(i)))
+        }
+        let tied = c.tieWordEmbeddings ?? false
+        let head = tied && !w.source.contains("lm_head.weight") ? Linear(weight: embedding)
+            : try w.linear("lm_head", out: d.vocab, in: d.hidden)
+        return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
+                            norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,
+                            maxPositions: d.maxPositions)
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+
+/// A Hugging Face `config.json`, decoded with HF's field names. Every architecture reads the fields it needs and
+/// validates them (``ModelError/invalidConfig(_:)``); unknown fields are ignored.
+public struct ModelConfig: Decodable, Sendable {
+    public var modelType: String
+    public var vocabSize: Int?
+    public var hiddenSize: Int?
+    public var intermediateSize: Int?
+    public var numHiddenLayers: Int?
+    public var numAttentionHeads: Int?
+    public var numKeyValueHeads: Int?
+    public var headDim: Int?
+    public var maxPositionEmbeddings: Int?
+    public var rmsNormEps: Double?
+    public var layerNormEps: Double?
+    public var tieWordEmbeddings: Bool?
+    public var attentionBias: Bool?
+    public var mlpBias: Bool?
+    public var slidingWindow: Int?
+    public var hiddenAct: String?
+    public var bosTokenId: [Int]?
+    public var eosTokenId: [Int]?
+    public var padTokenId: Int?
+    /// `rope_parameters` (transformers ≥ 5) or `rope_theta` + `rope_scaling` (older checkpoints), merged.
+    public var rope: RopeParameters
+    // Mixture of experts.
+    public var numLocalExperts: Int?
+    public var numExpertsPerTok: Int?
+    public var nRoutedExperts: Int?
+    public var nSharedExperts: Int?
+    public var moeIntermediateSize: Int?
+    public var nGroup: Int?
+    public var topkGroup: Int?
+    public var routedScalingFactor: Double?
+    public var normTopkProb: Bool?
+    public var firstKDenseReplace: Int?
+    public var scoringFunc: String?
+    // DeepSeek multi-head latent attention.
+    public var qLoraRank: Int?
+    public var kvLoraRank: Int?
+    public var qkNopeHeadDim: Int?
+    public var qkRopeHeadDim: Int?
+    public var vHeadDim: Int?
+    public var ropeInterleave: Bool?
+    // Encoders (RoFormer).
+    public var typeVocabSize: Int?
+    public var embeddingSize: Int?
+    public var rotaryValue: Bool?
+    public var numLabels: Int?
+
+    /// Reads and decodes `config.json` in `directory`.
+    public static func load(directory: URL) throws -> ModelConfig {
+        let url = directory.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ModelError.io("cannot read \(url.path)")
+        }
+        do {
+            return try JSONDecoder().decode(ModelConfig.self, from: data)
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw ModelError.invalidConfig("\(url.path): \(error)")
+        }
+    }
+
+    enum Key: String, CodingKey {
+        case modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads", headDim = "head_dim"
+        case maxPositionEmbeddings = "max_position_embeddings", rmsNormEps = "rms_norm_eps", layerNormEps = "layer_norm_eps"
+        case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias", mlpBias = "mlp_bias"
+        case slidingWindow = "sliding_window", hiddenAct = "hidden_act", bosTokenId = "bos_token_id"
+        case eosTokenId = "eos_token_id", padTokenId = "pad_token_id"
+        case ropeTheta = "rope_theta", ropeScaling = "rope_scaling", ropeParameters = "rope_parameters"
+        case partialRotaryFactor = "partial_rotary_factor"
+        case numLocalExperts = "num_local_experts", numExpertsPerTok = "num_experts_per_tok"
+        case nRoutedExperts = "n_routed_experts", nSharedExperts = "n_shared_experts"
+        case moeIntermediateSize = "moe_intermediate_size", nGroup = "n_group", topkGroup = "topk_group"
+        case routedScalingFactor = "routed_scaling_factor", normTopkProb = "norm_topk_prob"
+        case firstKDenseReplace = "first_k_dense_replace", scoringFunc = "scoring_func"
+        case qLoraRank = "q_lora_rank", kvLoraRank = "kv_lora_rank", qkNopeHeadDim = "qk_nope_head_dim"
+        case qkRopeHeadDim = "qk_rope_head_dim", vHeadDim = "v_head_dim", ropeInterleave = "rope_interleave"
+        case typeVocabSize = "type_vocab_size", embeddingSize = "embedding_size", rotaryValue = "rotary_value"
+        case numLabels = "num_labels", id2label
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        modelType = try c.decode(String.self, forKey: .modelType)
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize)
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize)
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize)
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers)
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads)
+        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads)
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings)
+        rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps)
+        layerNormEps = try c.decodeIfPresent(Double.self, forKey: .layerNormEps)
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings)
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias)
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias)
+        slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct)
+        bosTokenId = try Self.intOrList(c, .bosTokenId)
+        eosTokenId = try Self.intOrList(c, .eosTokenId)
+        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        // RoPE: rope_parameters wins; otherwise rope_theta + rope_scaling.
+        var rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling) ?? RopeParameters()
+        if rope.ropeTheta == nil { rope.ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) }
+        if rope.partialRotaryFactor == nil {
+            rope.partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
+        }
+        self.rope = rope
+        numLocalExperts = try c.decodeIfPresent(Int.self, forKey: .numLocalExperts)
+        numExpertsPerTok = try c.decodeIfPresent(Int.self, forKey: .numExpertsPerTok)
+        nRoutedExperts = try c.decodeIfPresent(Int.self, forKey: .nRoutedExperts)
+        nSharedExperts = try c.decodeIfPresent(Int.self, forKey: .nSharedExperts)
+        moeIntermediateSize = try c.decodeIfPresent(Int.self, forKey: .moeIntermediateSize)
+        nGroup = try c.decodeIfPresent(Int.self, forKey: .nGroup)
+        topkGroup = try c.decodeIfPresent(Int.self, forKey: .topkGroup)
+        routedScalingFactor = try c.decodeIfPresent(Double.self, forKey: .routedScalingFactor)
+        normTopkProb = try c.decodeIfPresent(Bool.self, forKey: .normTopkProb)
+        firstKDenseReplace = try c.decodeIfPresent(Int.self, forKey: .firstKDenseReplace)
+        scoringFunc = try c.decodeIfPresent(String.self, forKey: .scoringFunc)
+        qLoraRank = try c.decodeIfPresent(Int.self, forKey: .qLoraRank)
+        kvLoraRank = try c.decodeIfPresent(Int.self, forKey: .kvLoraRank)
+        qkNopeHeadDim = try c.decodeIfPresent(Int.self, forKey: .qkNopeHeadDim)
+        qkRopeHeadDim = try c.decodeIfPresent(Int.self, forKey: .qkRopeHeadDim)
+        vHeadDim = try c.decodeIfPresent(Int.self, forKey: .vHeadDim)
+        ropeInterleave = try c.decodeIfPresent(Bool.self, forKey: .ropeInterleave)
+        typeVocabSize = try c.decodeIfPresent(Int.self, forKey: .typeVocabSize)
+        embeddingSize = try c.decodeIfPresent(Int.self, forKey: .embeddingSize)
+        rotaryValue = try c.decodeIfPresent(Bool.self, forKey: .rotaryValue)
+        numLabels = try c.decodeIfPresent(Int.self, forKey: .numLabels)
+        if numLabels == nil, let labels = try c.decodeIfPresent([String: String].self, forKey: .id2label) {
+            numLabels = labels.count
+        }
+    }
+
+    private static func intOrList(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> [Int]? {
+        if let one = try? c.decodeIfPresent(Int.self, forKey: key) { return [one] }
+        return try? c.decodeIfPresent([Int].self, forKey: key)
+    }
+
+    /// A required positive integer field, or a thrown error naming it.
+    public func require(_ value: Int?, _ name: String) throws -> Int {
+        guard let value else { throw ModelError.invalidConfig("\(modelType): config.json has no \(name)") }
+        guard value > 0 else { throw ModelError.invalidConfig("\(modelType): \(name) must be positive, got \(value)") }
+        return value
+    }
+
+    /// Throws `message` unless `condition` holds.
+    public func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ModelError.invalidConfig("\(modelType): \(message())") }
+    }
+}
+
+/// RoPE settings in either HF spelling: `rope_parameters` (transformers ≥ 5) or the older `rope_scaling` dictionary
+/// next to a top-level `rope_theta`.
+public struct RopeParameters: Decodable, Sendable, Equatable {
+    public var ropeType: String?
+    public var ropeTheta: Double?
+    public var factor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+    public var betaFast: Double?
+    public var betaSlow: Double?
+    public var mscale: Double?
+    public var mscaleAllDim: Double?
+    public var partialRotaryFactor: Double?
+
+    public init() {}
+
+    enum Key: String, CodingKey {
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        case betaFast = "beta_fast", betaSlow = "beta_slow", mscale, mscaleAllDim = "mscale_all_dim"
+        case partialRotaryFactor = "partial_rotary_factor"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType) ?? c.decodeIfPresent(String.self, forKey: .type)
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+        betaFast = try c.decodeIfPresent(Double.self, forKey: .betaFast)
+        betaSlow = try c.decodeIfPresent(Double.self, forKey: .betaSlow)
+        mscale = try c.decodeIfPresent(Double.self, forKey: .mscale)
+        mscaleAllDim = try c.decodeIfPresent(Double.self, forKey: .mscaleAllDim)
+        partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
+    }
+
+    /// The scaling these parameters describe (nil for default RoPE); unsupported types are an error.
+    public func scaling(modelType: String) throws -> RoPE.Scaling? {
+        switch ropeType ?? "default" {
+        case "default": return nil
+        case "linear":
+            guard let factor else { throw ModelError.invalidConfig("\(modelType): linear rope scaling needs a factor") }
+            return .linear(factor: factor)
+        case "yarn":
+            guard let factor, let original = originalMaxPositionEmbeddings else {
+                throw ModelError.invalidConfig("\(modelType): yarn rope scaling needs factor and original_max_position_embeddings")
+            }
+            return .yarn(factor: factor, originalMaxPositions: original, betaFast: betaFast ?? 32, betaSlow: betaSlow ?? 1,
+                         mscale: mscale, mscaleAllDim: mscaleAllDim)
+        case let other:
+            throw ModelError.invalidConfig("\(modelType): rope type '\(other)' is not supported (default, linear, yarn)")
+        }
+    }
+}
+
+/// Problems loading a model: each names the file, field or tensor concerned.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case io(String)
+    case invalidConfig(String)
+    case unsupportedModelType(String)
+    case missingTensor(String)
+    case shapeMismatch(tensor: String, expected: [Int], found: [Int])
+
+    public var description: String {
+        switch self {
+        case .io(let s): return "I/O error: \(s)"
+        case .invalidConfig(let s): return "invalid config: \(s)"
+        case .unsupportedModelType(let t):
+            return "unsupported model_type '\(t)' (supported: \(ModelLoader.supportedTypes.joined(separator: ", ")))"
+        case .missingTensor(let n): return "missing tensor '\(n)' in the checkpoint"
+        case .shapeMismatch(let n, let e, let f): return "tensor '\(n)' has shape \(f), the config implies \(e)"
+        }
+    }
+}

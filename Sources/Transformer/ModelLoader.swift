@@ -1,0 +1,81 @@
+import Foundation
+
+/// Where weights come from: a safetensors checkpoint, or a GGUF file mapped onto HF names.
+public protocol WeightSource: Sendable {
+    func contains(_ name: String) -> Bool
+    func tensor(_ name: String) throws -> Tensor
+}
+
+extension SafeTensorsCheckpoint: WeightSource {}
+
+/// Reads named weights and checks their shapes against what the config implies.
+public struct Weights: Sendable {
+    public let source: any WeightSource
+
+    public init(_ source: any WeightSource) { self.source = source }
+
+    /// The tensor `name`, which must have `shape`.
+    public func callAsFunction(_ name: String, _ shape: [Int]) throws -> Tensor {
+        guard source.contains(name) else { throw ModelError.missingTensor(name) }
+        let t = try source.tensor(name)
+        guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
+        return t
+    }
+
+    /// `name` if the checkpoint has it.
+    public func optional(_ name: String, _ shape: [Int]) throws -> Tensor? {
+        source.contains(name) ? try self(name, shape) : nil
+    }
+
+    /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`).
+    public func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool = false) throws -> Linear {
+        Linear(weight: try self("\(prefix).weight", [out, inFeatures]), bias: bias ? try self("\(prefix).bias", [out]) : nil)
+    }
+
+    public func rmsNorm(_ prefix: String, size: Int, eps: Double) throws -> RMSNorm {
+        RMSNorm(weight: try self("\(prefix).weight", [size]), eps: Float(eps))
+    }
+}
+
+/// Opens a model directory as Hugging Face publishes it (`config.json` + `model.safetensors` or a sharded index) and
+/// builds the architecture its `model_type` names.
+public enum ModelLoader {
+    public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer"]
+
+    /// A loaded model: a causal LM or a sequence classifier.
+    public enum LoadedModel: Sendable {
+        case causalLM(any CausalLanguageModel)
+        case sequenceClassifier(RoFormerForSequenceClassification)
+    }
+
+    /// Loads the model in `directory`.
+    public static func load(directory: URL) throws -> LoadedModel {
+        let config = try ModelConfig.load(directory: directory)
+        let weights: Weights
+        do {
+            weights = Weights(try SafeTensorsCheckpoint(directory: directory))
+        } catch {
+            throw ModelError.io("\(error)")
+        }
+        return try build(config: config, weights: weights)
+    }
+
+    /// Builds the architecture `config.modelType` from `weights`.
+    public static func build(config: ModelConfig, weights: Weights) throws -> LoadedModel {
+        switch config.modelType {
+        case "llama", "mistral": return .causalLM(try Llama.build(config: config, weights: weights))
+        case "mixtral": return .causalLM(try Mixtral.build(config: config, weights: weights))
+        case "deepseek_v3": return .causalLM(try DeepSeekV3.build(config: config, weights: weights))
+        case "roformer": return .sequenceClassifier(try RoFormerForSequenceClassification.build(config: config, weights: weights))
+        default: throw ModelError.unsupportedModelType(config.modelType)
+        }
+    }
+
+    /// Loads a causal language model, or throws if the directory holds something else.
+    public static func loadCausalLM(directory: URL) throws -> any CausalLanguageModel {
+        guard case .causalLM(let m) = try load(directory: directory) else {
+            throw ModelError.invalidConfig("\(directory.path) is not a causal language model")
+        }
+        return m
+    }
+}
