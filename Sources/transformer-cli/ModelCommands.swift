@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Transformer
+
+/// Parses "1,2,3" into token ids.
+func parseTokens(_ s: String) throws -> [Int] {
+    let parts = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    let ids = parts.compactMap { Int($0) }
+    guard !parts.isEmpty, ids.count == parts.count else {
+        throw ValidationError("--tokens must be comma-separated integers, got '\(s)'")
+    }
+    return ids
+}
+
+/// `transformer-cli logits`: one forward pass, logits written as safetensors.
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits", abstract: "Run a forward pass and write the logits to a safetensors file.",
+        discussion: "Causal LMs write `logits` [tokens, vocab]; sequence classifiers write `logits` [labels].")
+
+    @Option(help: "Model directory (config.json + safetensors).") var model: String
+    @Option(help: "Comma-separated token ids.") var tokens: String
+    @Option(help: "Output .safetensors path.") var output: String
+
+    func run() throws {
+        let ids = try parseTokens(tokens)
+        let logits: Tensor
+        switch try ModelLoader.load(directory: URL(fileURLWithPath: model)) {
+        case .causalLM(let m): logits = try m.logits(ids)
+        case .sequenceClassifier(let m): logits = try m.classify(ids)
+        }
+        try SafeTensors.save(["logits": logits], to: URL(fileURLWithPath: output))
+        stderrPrint("wrote logits \(logits.shape) to \(output)")
+    }
+}
+
+/// `transformer-cli info`: what a model is and what it costs.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Architecture, parameters, KV-cache bytes per token.")
+
+    @Option(help: "Model directory (config.json + safetensors).") var model: String
+
+    func run() throws {
+        switch try ModelLoader.load(directory: URL(fileURLWithPath: model)) {
+        case .causalLM(let m):
+            let cache = m.makeCache(capacity: 1)
+            print("architecture:        \(m.architecture)")
+            print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
+            print("vocabulary:          \(m.vocabularySize)")
+            print("context length:      \(m.maxPositions)")
+            print("kv cache bytes/token: \(cache.bytesPerToken) (\(cache.layers.count) layers; "
+                  + "\(String(format: "%.1f", Double(cache.bytesPerToken * m.maxPositions) / 1e6)) MB at full context)")
+        case .sequenceClassifier(let m):
+            print("architecture:        roformer (sequence classification, \(m.numLabels) labels)")
+            print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
+            print("kv cache bytes/token: 0 (encoder: no cache)")
+        }
+    }
+}
