@@ -64,7 +64,7 @@ public enum Llama {
                 feedForward: try feedForward(i)))
         }
         let tied = c.tieWordEmbeddings ?? false
-        let head = tied && !w.source.contains("lm_head.weight") ? Linear(weight: embedding)
+        let head = tied && !w.contains("lm_head.weight") ? Linear(weight: embedding)
             : try w.linear("lm_head", out: d.vocab, in: d.hidden)
         return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
                             norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,

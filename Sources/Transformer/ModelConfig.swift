@@ -36,6 +36,8 @@ public struct ModelConfig: Decodable, Sendable {
     public var normTopkProb: Bool?
     public var firstKDenseReplace: Int?
     public var scoringFunc: String?
+    /// DeepSeek expert selection (`topk_method`, original release configs): only `noaux_tc` is DeepSeek-V3's.
+    public var topkMethod: String?
     // DeepSeek multi-head latent attention.
     public var qLoraRank: Int?
     public var kvLoraRank: Int?
@@ -78,7 +80,7 @@ public struct ModelConfig: Decodable, Sendable {
         case nRoutedExperts = "n_routed_experts", nSharedExperts = "n_shared_experts"
         case moeIntermediateSize = "moe_intermediate_size", nGroup = "n_group", topkGroup = "topk_group"
         case routedScalingFactor = "routed_scaling_factor", normTopkProb = "norm_topk_prob"
-        case firstKDenseReplace = "first_k_dense_replace", scoringFunc = "scoring_func"
+        case firstKDenseReplace = "first_k_dense_replace", scoringFunc = "scoring_func", topkMethod = "topk_method"
         case qLoraRank = "q_lora_rank", kvLoraRank = "kv_lora_rank", qkNopeHeadDim = "qk_nope_head_dim"
         case qkRopeHeadDim = "qk_rope_head_dim", vHeadDim = "v_head_dim", ropeInterleave = "rope_interleave"
         case typeVocabSize = "type_vocab_size", embeddingSize = "embedding_size", rotaryValue = "rotary_value"
@@ -125,6 +127,7 @@ public struct ModelConfig: Decodable, Sendable {
         normTopkProb = try c.decodeIfPresent(Bool.self, forKey: .normTopkProb)
         firstKDenseReplace = try c.decodeIfPresent(Int.self, forKey: .firstKDenseReplace)
         scoringFunc = try c.decodeIfPresent(String.self, forKey: .scoringFunc)
+        topkMethod = try c.decodeIfPresent(String.self, forKey: .topkMethod)
         qLoraRank = try c.decodeIfPresent(Int.self, forKey: .qLoraRank)
         kvLoraRank = try c.decodeIfPresent(Int.self, forKey: .kvLoraRank)
         qkNopeHeadDim = try c.decodeIfPresent(Int.self, forKey: .qkNopeHeadDim)

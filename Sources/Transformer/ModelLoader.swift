@@ -9,22 +9,50 @@ public protocol WeightSource: Sendable {
 extension SafeTensorsCheckpoint: WeightSource {}
 
 /// Reads named weights and checks their shapes against what the config implies.
+///
+/// ``random(seed:std:)`` instead makes every requested tensor up (normal(0, std); norm weights 1): models of any
+/// size for benchmarks, with no checkpoint.
 public struct Weights: Sendable {
-    public let source: any WeightSource
+    enum Backing: Sendable {
+        case source(any WeightSource)
+        case random(seed: UInt64, std: Float)
+    }
 
-    public init(_ source: any WeightSource) { self.source = source }
+    let backing: Backing
+
+    public init(_ source: any WeightSource) { backing = .source(source) }
+
+    /// Random weights of whatever shape is asked for.
+    public static func random(seed: UInt64 = 0, std: Float = 0.02) -> Weights { Weights(backing: .random(seed: seed, std: std)) }
+
+    private init(backing: Backing) { self.backing = backing }
+
+    /// Whether a tensor called `name` exists (always true for random weights).
+    public func contains(_ name: String) -> Bool {
+        switch backing {
+        case .source(let s): return s.contains(name)
+        case .random: return true
+        }
+    }
 
     /// The tensor `name`, which must have `shape`.
     public func callAsFunction(_ name: String, _ shape: [Int]) throws -> Tensor {
-        guard source.contains(name) else { throw ModelError.missingTensor(name) }
-        let t = try source.tensor(name)
-        guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
-        return t
+        switch backing {
+        case .random(let seed, let std):
+            if name.hasSuffix("norm.weight") { return Tensor.ones(shape) }
+            if name.hasSuffix(".bias") { return Tensor.zeros(shape) }
+            return Tensor.randomNormal(shape, std: std, seed: seed &+ UInt64(truncatingIfNeeded: name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }))
+        case .source(let source):
+            guard source.contains(name) else { throw ModelError.missingTensor(name) }
+            let t = try source.tensor(name)
+            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
+            return t
+        }
     }
 
     /// `name` if the checkpoint has it.
     public func optional(_ name: String, _ shape: [Int]) throws -> Tensor? {
-        source.contains(name) ? try self(name, shape) : nil
+        contains(name) ? try self(name, shape) : nil
     }
 
     /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`).
