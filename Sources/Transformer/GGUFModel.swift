@@ -1,0 +1,101 @@
+import Foundation
+
+/// A llama-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
+/// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load.
+///
+/// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
+/// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
+/// exactly HF's and the model runs the ordinary half-split Llama RoPE.
+public struct GGUFCheckpoint: WeightSource {
+    public let file: GGUFFile
+    let heads: Int
+    let kvHeads: Int
+
+    /// Opens `url` and checks that it is a llama-architecture model.
+    public init(url: URL) throws {
+        file = try GGUFFile(url: url)
+        guard let arch = file.architecture else {
+            throw ModelError.invalidConfig("\(url.path): GGUF has no general.architecture")
+        }
+        guard arch == "llama" else {
+            throw ModelError.unsupportedModelType("\(arch) (GGUF: only the llama architecture is mapped)")
+        }
+        heads = try Self.int(file, "llama.attention.head_count")
+        kvHeads = (try? Self.int(file, "llama.attention.head_count_kv")) ?? heads
+    }
+
+    static func int(_ file: GGUFFile, _ key: String) throws -> Int {
+        guard let v = file[key]?.int else { throw ModelError.invalidConfig("\(file.url.lastPathComponent): GGUF metadata has no \(key)") }
+        return v
+    }
+
+    /// The HF `config.json` this file corresponds to.
+    public func config() throws -> ModelConfig {
+        let f = file
+        let vocab = f["llama.vocab_size"]?.int ?? f["tokenizer.ggml.tokens"]?.array?.count
+        var dict: [String: Any] = [
+            "model_type": "llama",
+            "hidden_size": try Self.int(f, "llama.embedding_length"),
+            "intermediate_size": try Self.int(f, "llama.feed_forward_length"),
+            "num_hidden_layers": try Self.int(f, "llama.block_count"),
+            "num_attention_heads": heads,
+            "num_key_value_heads": kvHeads,
+            "max_position_embeddings": f["llama.context_length"]?.int ?? 2048,
+            "rms_norm_eps": f["llama.attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
+            "rope_theta": f["llama.rope.freq_base"]?.float ?? 10_000,
+            "tie_word_embeddings": !file.tensors.keys.contains("output.weight"),
+        ]
+        if let vocab { dict["vocab_size"] = vocab }
+        if let d = f["llama.attention.key_length"]?.int { dict["head_dim"] = d }
+        if let bos = f["tokenizer.ggml.bos_token_id"]?.int { dict["bos_token_id"] = bos }
+        if let eos = f["tokenizer.ggml.eos_token_id"]?.int { dict["eos_token_id"] = eos }
+        if let type = f["llama.rope.scaling.type"]?.string, type != "none" {
+            var scaling: [String: Any] = ["rope_type": type]
+            if let factor = f["llama.rope.scaling.factor"]?.float { scaling["factor"] = factor }
+            if let original = f["llama.rope.scaling.original_context_length"]?.int {
+                scaling["original_max_position_embeddings"] = original
+            }
+            dict["rope_scaling"] = scaling
+        }
+        return try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: dict))
+    }
+
+    /// GGUF name for an HF weight name (nil when there is none).
+    static func ggufName(_ hf: String) -> String? {
+        let fixed = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                     "lm_head.weight": "output.weight"]
+        if let f = fixed[hf] { return f }
+        let parts = hf.split(separator: ".")
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]) else { return nil }
+        let rest = parts[3...].joined(separator: ".")
+        let perLayer = [
+            "input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+            "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+            "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+            "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+            "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.bias": "attn_output.bias",
+            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+            "mlp.down_proj.weight": "ffn_down.weight",
+        ]
+        return perLayer[rest].map { "blk.\(layer).\($0)" }
+    }
+
+    public func contains(_ name: String) -> Bool {
+        Self.ggufName(name).map { file.tensors.keys.contains($0) } ?? false
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let g = Self.ggufName(name), file.tensors.keys.contains(g) else { throw ModelError.missingTensor(name) }
+        let t = try file.tensor(g)
+        if g.hasSuffix("attn_q.weight") || g.hasSuffix("attn_q.bias") { return Self.unpermute(t, heads: heads) }
+        if g.hasSuffix("attn_k.weight") || g.hasSuffix("attn_k.bias") { return Self.unpermute(t, heads: kvHeads) }
+        return t
+    }
+
+    /// Inverse of llama.cpp's `permute`: rows `[head, i, j]` (j ∈ {0, 1}) back to HF's `[head, j, i]`.
+    static func unpermute(_ t: Tensor, heads: Int) -> Tensor {
+        let rows = t.shape[0], cols = t.count / max(rows, 1)
+        let half = rows / heads / 2
+        return t.reshaped([heads, half, 2, cols]).permuted([0, 2, 1, 3]).reshaped(t.shape)
+    }
+}
