@@ -18,6 +18,12 @@ public enum GEMM {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        if m == 1 && !transA {
+            // One row: a matrix-vector product. sgemv streams B once; sgemm would first pack all of it.
+            cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, Int32(transB ? n : k), Int32(transB ? k : n),
+                        alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -39,7 +45,9 @@ public enum GEMM {
     ) {
         let workers = Threading.workers
         let work = m * n * k
-        guard workers > 1, work >= parallelThreshold, !Threading.isInsideParallelRegion else {
+        // Matrix-vector-like products are bound by memory bandwidth, which two cores double: split them earlier.
+        let threshold = m <= 4 ? 64 * 1024 : parallelThreshold
+        guard workers > 1, work >= threshold, !Threading.isInsideParallelRegion else {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc)
             return

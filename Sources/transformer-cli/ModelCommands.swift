@@ -18,14 +18,14 @@ struct LogitsCommand: ParsableCommand {
         commandName: "logits", abstract: "Run a forward pass and write the logits to a safetensors file.",
         discussion: "Causal LMs write `logits` [tokens, vocab]; sequence classifiers write `logits` [labels].")
 
-    @Option(help: "Model directory (config.json + safetensors).") var model: String
+    @Option(help: "Model directory (config.json + safetensors) or GGUF file.") var model: String
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(help: "Output .safetensors path.") var output: String
 
     func run() throws {
         let ids = try parseTokens(tokens)
         let logits: Tensor
-        switch try ModelLoader.load(directory: URL(fileURLWithPath: model)) {
+        switch try OpenedModel.open(model).model {
         case .causalLM(let m): logits = try m.logits(ids)
         case .sequenceClassifier(let m): logits = try m.classify(ids)
         }
@@ -38,10 +38,11 @@ struct LogitsCommand: ParsableCommand {
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Architecture, parameters, KV-cache bytes per token.")
 
-    @Option(help: "Model directory (config.json + safetensors).") var model: String
+    @Option(help: "Model directory (config.json + safetensors) or GGUF file.") var model: String
 
     func run() throws {
-        switch try ModelLoader.load(directory: URL(fileURLWithPath: model)) {
+        let opened = try OpenedModel.open(model)
+        switch opened.model {
         case .causalLM(let m):
             let cache = m.makeCache(capacity: 1)
             print("architecture:        \(m.architecture)")
@@ -54,6 +55,10 @@ struct InfoCommand: ParsableCommand {
             print("architecture:        roformer (sequence classification, \(m.numLabels) labels)")
             print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
             print("kv cache bytes/token: 0 (encoder: no cache)")
+        }
+        if let t = opened.text {
+            print("tokenizer:           byte-level BPE, \(t.tokenizer.vocabularySize) tokens; chat template: "
+                  + (t.chatTemplate == nil ? "none" : "ChatML"))
         }
     }
 }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Transformer
+
+/// Prompt processing and decode speed of a real model file.
+struct ModelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Prefill and decode tokens/s of a GGUF file or model directory.",
+        discussion: "Prefill: one forward pass over --prefill tokens. Decode: --decode one-token steps after a short prompt.")
+
+    @Option(help: "GGUF file or model directory.") var model: String
+    @Option(help: "Prompt tokens for the prefill measurement.") var prefill = 512
+    @Option(help: "Decode steps.") var decode = 128
+    @Option(help: "Timed repetitions (best is reported).") var repeats = 3
+    @Option(help: "Write the result as JSON to this path.") var json: String?
+
+    func run() throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let lm = try OpenedModel.open(model).causalLM()
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        stderrPrint(String(format: "loaded %@ in %.2f s (%.1f M parameters)", model, loadSeconds, Double(lm.parameterCount) / 1e6))
+        let vocab = lm.vocabularySize
+        let prompt = (0..<prefill).map { 100 + ($0 * 7919) % (vocab - 100) }
+        let cache = lm.makeCache(capacity: prefill + decode + 8)
+        let prefillTime = bestTime(repeats: repeats) {
+            cache.reset()
+            _ = try! lm.forward(prompt, cache: cache)
+        }
+        let start = Array(prompt.prefix(8))
+        let decodeTime = bestTime(repeats: repeats) {
+            cache.reset()
+            _ = try! lm.forward(start, cache: cache)
+            var token = start.last!
+            for _ in 0..<decode {
+                let logits = try! lm.forward([token], cache: cache)
+                token = logits.argmax(axis: -1)[0]
+            }
+        }
+        // The decode loop also ran the 8-token start once; subtract it with its own timing.
+        let startTime = bestTime(repeats: repeats) {
+            cache.reset()
+            _ = try! lm.forward(start, cache: cache)
+        }
+        let prefillTPS = Double(prefill) / prefillTime
+        let decodeTPS = Double(decode) / max(decodeTime - startTime, 1e-9)
+        var report = Report(columns: ["model", "prefill_tokens", "prefill_tps", "decode_tokens", "decode_tps"])
+        print("model: \(Threading.workers) workers, best of \(repeats)")
+        print(report.header())
+        report.add(["model": .string(URL(fileURLWithPath: model).lastPathComponent), "prefill_tokens": .int(prefill),
+                    "prefill_tps": .num(prefillTPS, 1), "decode_tokens": .int(decode), "decode_tps": .num(decodeTPS, 1),
+                    "load_seconds": .num(loadSeconds, 2), "parameters": .int(lm.parameterCount),
+                    "kv_bytes_per_token": .int(cache.bytesPerToken)])
+        try report.write(json: json, benchmark: "model")
+    }
+}
