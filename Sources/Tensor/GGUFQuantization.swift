@@ -55,7 +55,7 @@ enum GGUFDequantizer {
     }
 
     private static func convertF16(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ blocks: Int) {
-        for i in 0..<blocks { dst[i] = floatFromHalf(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+        for i in 0..<blocks { dst[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
     }
 
     private static func convertBF16(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ blocks: Int) {
@@ -67,7 +67,7 @@ enum GGUFDequantizer {
     private static func dequantizeQ8_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ blocks: Int) {
         for b in 0..<blocks {
             let block = src + b * 34
-            let d = floatFromHalf(block.loadUnaligned(as: UInt16.self))
+            let d = halfToFloat(block.loadUnaligned(as: UInt16.self))
             let qs = block + 2
             let y = dst + b * 32
             for j in 0..<32 { y[j] = Float(qs.load(fromByteOffset: j, as: Int8.self)) * d }
@@ -77,7 +77,7 @@ enum GGUFDequantizer {
     private static func dequantizeQ4_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ blocks: Int) {
         for b in 0..<blocks {
             let block = src + b * 18
-            let d = floatFromHalf(block.loadUnaligned(as: UInt16.self))
+            let d = halfToFloat(block.loadUnaligned(as: UInt16.self))
             let qs = block + 2
             let y = dst + b * 32
             for j in 0..<16 {
@@ -91,8 +91,8 @@ enum GGUFDequantizer {
     private static func dequantizeQ4_1(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ blocks: Int) {
         for b in 0..<blocks {
             let block = src + b * 20
-            let d = floatFromHalf(block.loadUnaligned(as: UInt16.self))
-            let m = floatFromHalf(block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            let d = halfToFloat(block.loadUnaligned(as: UInt16.self))
+            let m = halfToFloat(block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
             let qs = block + 4
             let y = dst + b * 32
             for j in 0..<16 {
@@ -105,19 +105,4 @@ enum GGUFDequantizer {
         }
     }
 
-    /// IEEE binary16 bits → `Float`, exactly (normals rebiased, subnormals scaled, infinities kept; NaNs are quieted
-    /// as the x86 F16C conversion ggml uses does).
-    @inline(__always)
-    static func floatFromHalf(_ half: UInt16) -> Float {
-        let sign = UInt32(half & 0x8000) << 16
-        let exponent = UInt32(half >> 10) & 0x1F
-        let mantissa = UInt32(half & 0x3FF)
-        let magnitude: UInt32
-        switch exponent {
-        case 0: magnitude = (Float(mantissa) * 0x1p-24).bitPattern                               // zero, subnormal
-        case 0x1F: magnitude = 0x7F80_0000 | mantissa << 13 | (mantissa != 0 ? 0x40_0000 : 0)  // inf, NaN
-        default: magnitude = (exponent + (127 - 15)) << 23 | mantissa << 13                   // normal: rebias
-        }
-        return Float(bitPattern: sign | magnitude)
-    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import CBLAS
 
 /// Thin, typed access to `cblas_sgemm` under the engine's threading policy (see ``Threading``).
@@ -32,7 +33,7 @@ public enum GEMM {
     public static let parallelThreshold = 96 * 96 * 96
     /// From this many multiply-adds up, a lone GEMM is handed to OpenBLAS's own threads, which share packed
     /// panels between cores (measured here: 1024³ at ≈ 229 GFLOP/s vs ≈ 195 for two independent column panels).
-    public static let blasThreadingThreshold = 256 * 256 * 256
+    nonisolated(unsafe) public static var blasThreadingThreshold = Int(ProcessInfo.processInfo.environment["TRANSFORMER_BLAS_THREADING_MIN"] ?? "") ?? 256 * 256 * 256
 
     /// The same product as ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on all
     /// ``Threading/workers``: small products run inline; large ones use OpenBLAS's threads; in between (and for

@@ -283,30 +283,13 @@ public struct SafeTensorsFile: Sendable {
     ) -> ((UnsafeRawBufferPointer, UnsafeMutableBufferPointer<Float>) -> Void)? {
         switch dtype {
         case .F32: { raw, out in UnsafeMutableRawBufferPointer(out).copyMemory(from: raw) }
-        case .F16: { raw, out in convert(raw, out, floatFromHalf) }
+        case .F16: { raw, out in convert(raw, out, halfToFloat) }
         case .BF16: { raw, out in convert(raw, out) { (bits: UInt16) in Float(bitPattern: UInt32(bits) << 16) } }
         case .F64: { raw, out in convert(raw, out) { (bits: UInt64) in Float(Double(bitPattern: bits)) } }
         default: nil
         }
     }
 
-    /// IEEE binary16 bits → `Float`, exactly; NaNs are quieted as hardware conversion does.
-    ///
-    /// Bit-identical to `Float(Float16(bitPattern:))` for all 65 536 inputs, but about 6× faster on x86_64 without
-    /// F16C, where `Float16` conversion is a library call per element.
-    @inline(__always)
-    static func floatFromHalf(_ half: UInt16) -> Float {
-        let sign = UInt32(half & 0x8000) << 16
-        let exponent = UInt32(half >> 10) & 0x1F
-        let mantissa = UInt32(half & 0x3FF)
-        let magnitude: UInt32
-        switch exponent {
-        case 0: magnitude = (Float(mantissa) * 0x1p-24).bitPattern                               // zero, subnormal
-        case 0x1F: magnitude = 0x7F80_0000 | mantissa << 13 | (mantissa != 0 ? 0x40_0000 : 0)  // inf, NaN
-        default: magnitude = (exponent + (127 - 15)) << 23 | mantissa << 13                   // normal: rebias
-        }
-        return Float(bitPattern: sign | magnitude)
-    }
 
     /// Reader of a tensor's raw bytes as `Int`s (`nil` for a value that does not fit), for the integer dtypes.
     private static func integerReader(_ dtype: SafeTensorsDType) -> ((UnsafeRawBufferPointer) -> [Int?])? {
