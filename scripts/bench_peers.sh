@@ -1,17 +1,48 @@
 #!/usr/bin/env bash
-# Peers: runs our attention benchmark, then PyTorch on the same shapes (venv with torch + matplotlib in .venv).
-#   scripts/bench_peers.sh [--threads 2]
+# Peers, in a venv (.venv, created when missing):
+#   attention: our attention benchmark, then PyTorch on the same shapes (torch + matplotlib);
+#   model:     `transformer-cli bench model` and llama.cpp (llama-cpp-python, built from source on the first run:
+#              ~10-15 min on 2 cores) on SmolLM2-135M Q4_1 and an F32 copy of it (scripts/bench_peers_llamacpp.py).
+#   scripts/bench_peers.sh [attention|model|all] [--threads 2] [--repeats 3]     (default: all)
+# Options after the mode go to the Python script(s). REUSE=1 reuses bench-results/attention.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=all
+case "${1:-}" in
+  attention|model|all) MODE="$1"; shift ;;
+  -h|--help) sed -n 2,7p "$0"; exit 0 ;;
+  ""|-*) ;;
+  *) echo "[peers] unknown mode '$1' (attention|model|all)" >&2; exit 2 ;;
+esac
 bash scripts/setup.sh
 VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
-  echo "[peers] creating $VENV with torch (large download, a few minutes)" >&2
+  echo "[peers] creating $VENV" >&2
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -c "import torch, matplotlib" 2>/dev/null || "$VENV/bin/pip" install --quiet torch matplotlib numpy
 swift build -c release --product transformer-cli >&2
 CLI="$(swift build -c release --show-bin-path)/transformer-cli"
 mkdir -p bench-results
-[ -f bench-results/attention.json ] && [ "${REUSE:-0}" = 1 ] || "$CLI" bench attention --json bench-results/attention.json
-"$VENV/bin/python" scripts/bench_peers.py "$@"
+
+if [ "$MODE" = attention ] || [ "$MODE" = all ]; then
+  echo "[peers] attention: ours vs PyTorch" >&2
+  "$VENV/bin/python" -c "import torch, matplotlib" 2>/dev/null || {
+    echo "[peers] installing torch + matplotlib into $VENV (large download, a few minutes)" >&2
+    "$VENV/bin/pip" install --quiet torch matplotlib numpy
+  }
+  [ -f bench-results/attention.json ] && [ "${REUSE:-0}" = 1 ] || "$CLI" bench attention --json bench-results/attention.json
+  "$VENV/bin/python" scripts/bench_peers.py "$@"
+fi
+
+if [ "$MODE" = model ] || [ "$MODE" = all ]; then
+  echo "[peers] model: ours vs llama.cpp" >&2
+  "$VENV/bin/python" -c "import gguf, numpy" 2>/dev/null || "$VENV/bin/pip" install --quiet gguf numpy
+  if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    # Plain CPU build of llama.cpp from the sdist (no BLAS); -march=native like our release build.
+    echo "[peers] building llama-cpp-python from source (~10-15 min on 2 cores)" >&2
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON -DGGML_BLAS=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      "$VENV/bin/pip" install --quiet --no-cache-dir llama-cpp-python
+  fi
+  MODEL="$(PYTHON="$VENV/bin/python" bash scripts/get-model.sh)"
+  "$VENV/bin/python" scripts/bench_peers_llamacpp.py --cli "$CLI" --model "$MODEL" "$@"
+fi

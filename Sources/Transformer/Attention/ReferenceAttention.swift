@@ -14,7 +14,7 @@ enum ReferenceAttention {
     }
 
     static func run(_ g: Attention.Geometry, _ ops: Attention.Operands, _ options: Attention.Options) {
-        let (D, Dv, G, H, Nq, Nk) = (g.headDim, g.valueDim, g.kvHeads, g.heads, g.queries, g.keys)
+        let (D, Dv, H, Nq, Nk) = (g.headDim, g.valueDim, g.heads, g.queries, g.keys)
         let scale = Attention.resolvedScale(g, options)
         let mask = ResolvedMask(options.mask, queries: Nq, keys: Nk)
         let bias = Attention.sigmoidBias(g, options.score)
