@@ -41,6 +41,26 @@ static void sigmoid_portable(float *p, ptrdiff_t n, float bias) {
     for (ptrdiff_t i = 0; i < n; i++) p[i] = 1.0f / (1.0f + exp_scalar(-(p[i] + bias)));
 }
 
+static void silu_mul_portable(const float *g, const float *u, float *o, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + exp_scalar(-g[i])) * u[i];
+}
+static double sum_squares_portable(const float *x, ptrdiff_t n) {
+    double s = 0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+static void scale_weight_portable(const float *x, const float *w, float s, float *o, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) o[i] = x[i] * s * w[i];
+}
+static void gemv_portable(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *row = w + r * ldw;
+        float acc = 0;
+        for (ptrdiff_t j = 0; j < k; j++) acc += row[j] * x[j];
+        y[r] = beta == 0 ? acc : beta * y[r] + acc;
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma")))
@@ -117,6 +137,68 @@ AVX2 static void sigmoid_avx2(float *p, ptrdiff_t n, float bias) {
     sigmoid_portable(p + i, n - i, bias);
 }
 
+AVX2 static void silu_mul_avx2(const float *g, const float *u, float *o, ptrdiff_t n) {
+    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i);
+        __m256 e = exp8(_mm256_sub_ps(zero, gv));
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    silu_mul_portable(g + i, u + i, o + i, n - i);
+}
+
+AVX2 static double sum_squares_avx2(const float *x, ptrdiff_t n) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        a0 = _mm256_fmadd_pd(lo, lo, a0);
+        a1 = _mm256_fmadd_pd(hi, hi, a1);
+    }
+    __m256d a = _mm256_add_pd(a0, a1);
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s) + sum_squares_portable(x + i, n - i);
+}
+
+AVX2 static void scale_weight_avx2(const float *x, const float *w, float s, float *o, ptrdiff_t n) {
+    __m256 sv = _mm256_set1_ps(s);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sv), _mm256_loadu_ps(w + i)));
+    scale_weight_portable(x + i, w + i, s, o + i, n - i);
+}
+
+/// Four rows at a time, two accumulators each, so loads of w stream while FMAs overlap.
+AVX2 static void gemv_avx2(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta) {
+    ptrdiff_t r = 0;
+    ptrdiff_t k16 = k & ~(ptrdiff_t)15;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (ptrdiff_t j = 0; j < k16; j += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x0, a0);
+            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j + 8), x1, b0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x0, a1);
+            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j + 8), x1, b1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x0, a2);
+            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j + 8), x1, b2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x0, a3);
+            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j + 8), x1, b3);
+        }
+        float t[4] = {hsum8(_mm256_add_ps(a0, b0)), hsum8(_mm256_add_ps(a1, b1)), hsum8(_mm256_add_ps(a2, b2)),
+                      hsum8(_mm256_add_ps(a3, b3))};
+        for (ptrdiff_t j = k16; j < k; j++) {
+            t[0] += w0[j] * x[j]; t[1] += w1[j] * x[j]; t[2] += w2[j] * x[j]; t[3] += w3[j] * x[j];
+        }
+        for (int q = 0; q < 4; q++) y[r + q] = beta == 0 ? t[q] : beta * y[r + q] + t[q];
+    }
+    gemv_portable(w + r * ldw, ldw, x, k, y + r, rows - r, beta);
+}
+
 static int detect_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -126,31 +208,27 @@ static int detect_avx2(void) {
     return cached;
 }
 #define DISPATCH(fast, slow) (detect_avx2() ? (fast) : (slow))
+#define DISPATCH_VOID(fast, slow) do { if (detect_avx2()) { fast; } else { slow; } } while (0)
 #else
 static int detect_avx2(void) { return 0; }
 #define DISPATCH(fast, slow) (slow)
+#define DISPATCH_VOID(fast, slow) do { slow; } while (0)
 #endif
 
 float ck_exp_shift_sum(float *p, ptrdiff_t n, float shift) {
     return DISPATCH(exp_shift_sum_avx2(p, n, shift), exp_shift_sum_portable(p, n, shift));
 }
 float ck_max(const float *p, ptrdiff_t n) { return DISPATCH(max_avx2(p, n), max_portable(p, n)); }
-void ck_scale(float *p, ptrdiff_t n, float s) {
-    if (detect_avx2()) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        scale_avx2(p, n, s);
-        return;
-#endif
-    }
-    scale_portable(p, n, s);
+void ck_scale(float *p, ptrdiff_t n, float s) { DISPATCH_VOID(scale_avx2(p, n, s), scale_portable(p, n, s)); }
+void ck_sigmoid(float *p, ptrdiff_t n, float bias) { DISPATCH_VOID(sigmoid_avx2(p, n, bias), sigmoid_portable(p, n, bias)); }
+void ck_silu_mul(const float *g, const float *u, float *o, ptrdiff_t n) {
+    DISPATCH_VOID(silu_mul_avx2(g, u, o, n), silu_mul_portable(g, u, o, n));
 }
-void ck_sigmoid(float *p, ptrdiff_t n, float bias) {
-    if (detect_avx2()) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        sigmoid_avx2(p, n, bias);
-        return;
-#endif
-    }
-    sigmoid_portable(p, n, bias);
+double ck_sum_squares(const float *x, ptrdiff_t n) { return DISPATCH(sum_squares_avx2(x, n), sum_squares_portable(x, n)); }
+void ck_scale_weight(const float *x, const float *w, float s, float *o, ptrdiff_t n) {
+    DISPATCH_VOID(scale_weight_avx2(x, w, s, o, n), scale_weight_portable(x, w, s, o, n));
+}
+void ck_gemv(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta) {
+    DISPATCH_VOID(gemv_avx2(w, ldw, x, k, y, rows, beta), gemv_portable(w, ldw, x, k, y, rows, beta));
 }
 int ck_uses_avx2(void) { return detect_avx2(); }

@@ -1,5 +1,5 @@
-import Foundation
 import CBLAS
+import CKernels
 
 /// Thin, typed access to `cblas_sgemm` under the engine's threading policy (see ``Threading``).
 public enum GEMM {
@@ -19,6 +19,11 @@ public enum GEMM {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        if m == 1 && !transA && transB && alpha == 1 {
+            // One row against [n, k] weights (a decode step's Linear): the engine's streaming GEMV kernel.
+            ck_gemv(b, ldb, a, k, c, n, beta)
+            return
+        }
         if m == 1 && !transA {
             // One row: a matrix-vector product. sgemv streams B once; sgemm would first pack all of it.
             cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, Int32(transB ? n : k), Int32(transB ? k : n),
@@ -31,13 +36,8 @@ public enum GEMM {
 
     /// Below this many multiply-adds a GEMM runs on one thread: splitting costs more than it gains.
     public static let parallelThreshold = 96 * 96 * 96
-    /// From this many multiply-adds up, a lone GEMM is handed to OpenBLAS's own threads, which share packed
-    /// panels between cores (measured here: 1024³ at ≈ 229 GFLOP/s vs ≈ 195 for two independent column panels).
-    nonisolated(unsafe) public static var blasThreadingThreshold = Int(ProcessInfo.processInfo.environment["TRANSFORMER_BLAS_THREADING_MIN"] ?? "") ?? 256 * 256 * 256
-
     /// The same product as ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on all
-    /// ``Threading/workers``: small products run inline; large ones use OpenBLAS's threads; in between (and for
-    /// short-and-wide shapes such as one-token projections) C is split into column (or row) panels, one
+    /// ``Threading/workers``: small products run inline; larger ones split C into column (or row) panels, one
     /// single-threaded sgemm per worker. Inside a ``parallelFor(_:_:)`` body it always runs single-threaded.
     public static func parallelSgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -51,13 +51,6 @@ public enum GEMM {
         guard workers > 1, work >= threshold, !Threading.isInsideParallelRegion else {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc)
-            return
-        }
-        if work >= blasThreadingThreshold && min(m, n) >= 64 {
-            Threading.withBLASThreads(workers) {
-                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: c, ldc: ldc)
-            }
             return
         }
         // Split the longer side of C into `workers` panels, each a multiple of 16 (the sgemm micro-tile width).

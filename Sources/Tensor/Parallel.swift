@@ -1,17 +1,16 @@
 import CBLAS
-import Dispatch
+import CKernels
 import Foundation
 
 /// The engine's threading policy, in one place.
 ///
-/// OpenBLAS runs single-threaded by default and the engine owns the parallelism (``parallelFor(_:_:)``): attention
-/// parallelises over (batch, head, query block) and batched per-head GEMMs over the batch, each worker calling a
-/// single-threaded sgemm. The reason is the small-matrix trap: OpenBLAS wakes its threads on every call, which at
-/// the sizes of attention tiles and per-head products (n ≈ 64–256) can cost more than the product (the team's guide
-/// measured n = 128 at ≈ 14 GFLOP/s on two threads vs ≈ 58 on one). Only a lone large GEMM (≥ 256³ multiply-adds,
-/// outside any parallel region) is handed to OpenBLAS's own threads, which share packed panels between cores;
-/// medium and short-and-wide GEMMs are split into column panels across workers. `transformer-cli bench matmul`
-/// measures the policy against raw OpenBLAS threading.
+/// OpenBLAS always runs single-threaded; the engine owns all parallelism through ``parallelFor(_:_:)`` and its
+/// persistent pool. Attention parallelises over (batch, kv head, query block), batched per-head GEMMs over the batch,
+/// and a lone GEMM (or GEMV) is split into column panels, one single-threaded sgemm per worker. Measured on the
+/// 2-core machine this project targets (`transformer-cli bench matmul`): the split matches OpenBLAS's own two
+/// threads from n = 256 up (0.95–1.07×) and doubles it at n = 128; and mixing the two pools was slower, because
+/// OpenBLAS's idle threads keep spinning for a while after every threaded call and fight the engine's workers
+/// (SmolLM2 prefill of 512 tokens: ≈ 850–940 tok/s with OpenBLAS threads for the large GEMMs, ≈ 960–980 without).
 public enum Threading {
     /// Worker count used by ``parallelFor(_:_:)``: `TRANSFORMER_THREADS` if set, else the active processor count.
     public static let workers: Int = {
@@ -29,7 +28,7 @@ public enum Threading {
         return true
     }()
 
-    /// Runs `body` with OpenBLAS allowed `threads` threads (for baselines), then restores the engine's policy.
+    /// Runs `body` with OpenBLAS allowed `threads` threads (for benchmark baselines), then restores single-threading.
     public static func withBLASThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
         ensureBLASPolicy()
         openblas_set_num_threads(Int32(threads))
@@ -38,9 +37,7 @@ public enum Threading {
     }
 
     /// True on a thread that is running a ``parallelFor(_:_:)`` body (nested GEMMs then stay single-threaded).
-    public static var isInsideParallelRegion: Bool { parallelDepth.value > 0 }
-
-    static let parallelDepth = ThreadLocalCounter()
+    public static var isInsideParallelRegion: Bool { ck_in_parallel_region() != 0 }
 
     /// OpenBLAS build description (`openblas_get_config`).
     public static var blasConfig: String { String(cString: openblas_get_config()) }
@@ -56,49 +53,23 @@ public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
 
 /// Like ``parallelFor(_:_:)``, but `body(worker, i)` also receives the index of the worker running it
 /// (`0..<min(Threading.workers, count)`), so per-worker scratch buffers can be allocated once up front.
+///
+/// Runs on a persistent pool (`Sources/CKernels/parallel.c`) whose threads poll briefly between jobs and then sleep:
+/// a decode step issues hundreds of short parallel GEMVs per token, where waking threads through the kernel each
+/// time would cost more than the work. Calls from inside a body run inline on the calling worker.
 public func parallelFor(_ count: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
     guard count > 0 else { return }
     let workers = min(Threading.workers, count)
-    if workers == 1 {
+    if workers == 1 || count == 1 {
         for i in 0..<count { body(0, i) }
         return
     }
-    let next = AtomicCounter()
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            Threading.parallelDepth.value += 1
-            defer { Threading.parallelDepth.value -= 1 }
-            while true {
-                let i = next.increment()
-                if i >= count { break }
-                body(worker, i)
-            }
+        var box = body
+        withUnsafeMutablePointer(to: &box) { ctx in
+            ck_parallel_for(count, Int32(workers), { ctx, index, worker in
+                ctx!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(worker), index)
+            }, ctx)
         }
-    }
-}
-
-/// Minimal atomic counter (a lock-protected integer; contention is one increment per work item).
-final class AtomicCounter: @unchecked Sendable {
-    private var value = 0
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
-    deinit { pthread_mutex_destroy(&lock) }
-    /// Returns the old value and adds one.
-    func increment() -> Int {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        let v = value
-        value += 1
-        return v
-    }
-}
-
-/// A per-thread integer (pthread key), used to mark threads inside parallel regions.
-final class ThreadLocalCounter: @unchecked Sendable {
-    private var key = pthread_key_t()
-    init() { pthread_key_create(&key, nil) }
-    var value: Int {
-        get { Int(bitPattern: pthread_getspecific(key)) }
-        set { pthread_setspecific(key, UnsafeRawPointer(bitPattern: newValue)) }
     }
 }

@@ -163,10 +163,8 @@ extension Tensor {
             weight.withUnsafeBufferPointer { w in
                 for r in 0..<(n == 0 ? 0 : p.count / n) {
                     let row = p.baseAddress! + r * n
-                    var ss = 0.0
-                    for j in 0..<n { ss += Double(row[j]) * Double(row[j]) }
-                    let inv = Float(1 / (ss / Double(n) + Double(eps)).squareRoot())
-                    for j in 0..<n { row[j] = row[j] * inv * w[j] }
+                    let inv = Float(1 / (VectorMath.sumOfSquares(row, count: n) / Double(n) + Double(eps)).squareRoot())
+                    VectorMath.scale(row, by: inv, weights: w.baseAddress!, into: row, count: n)
                 }
             }
         }

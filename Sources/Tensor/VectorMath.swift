@@ -67,6 +67,23 @@ public enum VectorMath {
     @inlinable
     public static func sigmoid(_ p: UnsafeMutablePointer<Float>, count n: Int, bias: Float) { ck_sigmoid(p, n, bias) }
 
+    /// `out[i] = silu(gate[i]) · up[i]` (SwiGLU's gate).
+    @inlinable
+    public static func siluMul(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count n: Int) {
+        ck_silu_mul(gate, up, out, n)
+    }
+
+    /// Σ x[i]², accumulated in double precision.
+    @inlinable
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double { ck_sum_squares(x, n) }
+
+    /// `out[i] = x[i] · s · w[i]`.
+    @inlinable
+    public static func scale(_ x: UnsafePointer<Float>, by s: Float, weights w: UnsafePointer<Float>,
+                             into out: UnsafeMutablePointer<Float>, count n: Int) {
+        ck_scale_weight(x, w, s, out, n)
+    }
+
     /// Whether the row kernels run their AVX2 + FMA versions on this CPU.
     public static var usesAVX2: Bool { ck_uses_avx2() != 0 }
 

@@ -76,6 +76,13 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         lmHead(try hiddenStates(tokens, cache: cache))
     }
 
+    /// Like ``forward(_:cache:)`` but projects only the last position onto the vocabulary: what generation needs,
+    /// and for a long prompt the vocabulary projection of every other position is wasted work.
+    public func lastLogits(_ tokens: [Int], cache: KVCache) throws -> Tensor {
+        let h = try hiddenStates(tokens, cache: cache)
+        return lmHead(h.sliced(axis: 0, (tokens.count - 1)..<tokens.count)).reshaped([-1])
+    }
+
     public var parameterCount: Int {
         var n = embedding.count + norm.weight.count + (lmHead.weight.sharesStorage(with: embedding) ? 0 : lmHead.weight.count)
         for l in layers { n += l.parameterCount }
@@ -95,9 +102,16 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     func makeCache(capacity: Int?) -> KVCache
     /// Runs `tokens` at positions `cache.length…`, appends them to the cache and returns logits `[n, vocab]`.
     func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor
+    /// The same pass, returning only the last position's logits `[vocab]`.
+    func lastLogits(_ tokens: [Int], cache: KVCache) throws -> Tensor
 }
 
 extension CausalLanguageModel {
+    public func lastLogits(_ tokens: [Int], cache: KVCache) throws -> Tensor {
+        let logits = try forward(tokens, cache: cache)
+        return logits.sliced(axis: 0, (tokens.count - 1)..<tokens.count).reshaped([-1])
+    }
+
     /// Logits for `tokens` from scratch (a fresh cache sized to the input).
     public func logits(_ tokens: [Int]) throws -> Tensor {
         try forward(tokens, cache: makeCache(capacity: max(1, tokens.count)))

@@ -103,17 +103,14 @@ extension CausalLanguageModel {
         var out: [Int] = []
         var s = GenerationStats(promptTokens: prompt.count)
         var t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try forward(prompt, cache: cache)
+        var logits = try lastLogits(prompt, cache: cache)
         s.promptSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         t0 = DispatchTime.now().uptimeNanoseconds
         while out.count < options.maxNewTokens {
-            let vocab = logits.shape[1]
-            let token = logits.withUnsafeBufferPointer { p in
-                sampler.next(UnsafeBufferPointer(rebasing: p[(p.count - vocab)...]))
-            }
+            let token = logits.withUnsafeBufferPointer { sampler.next($0) }
             out.append(token)
             if !onToken(token) || options.stopTokens.contains(token) || out.count == options.maxNewTokens { break }
-            logits = try forward([token], cache: cache)
+            logits = try lastLogits([token], cache: cache)
         }
         s.generatedTokens = out.count
         s.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9

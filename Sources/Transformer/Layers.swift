@@ -69,8 +69,8 @@ public struct SwiGLU: Sendable {
         gu.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 for r in 0..<rows {
-                    let g = src.baseAddress! + r * 2 * n, u = g + n, o = dst.baseAddress! + r * n
-                    for j in 0..<n { o[j] = g[j] / (1 + Foundation.exp(-g[j])) * u[j] }
+                    let g = src.baseAddress! + r * 2 * n
+                    VectorMath.siluMul(gate: g, up: g + n, out: dst.baseAddress! + r * n, count: n)
                 }
             }
         }

@@ -55,6 +55,25 @@ struct MatmulBench: ParsableCommand {
         report.add(["case": .string("batched 8x[256x64]x[64x256]"), "ours_ms": .num(ours * 1e3, 3),
                     "ours_gflops": .num(flops / ours / 1e9, 1), "raw_ms": .num(loop * 1e3, 3),
                     "raw_gflops": .num(flops / loop / 1e9, 1), "ratio": .num(loop / ours, 2)])
+        // Decode-step GEMV: one token through a [49152 × 576] vocabulary projection (memory-bound: GB/s matters).
+        for (rows, cols) in [(49152, 576), (3072, 576), (576, 1536)] {
+            let w = Tensor.randomNormal([rows, cols], seed: 5), x = Tensor.randomNormal([1, cols], seed: 6)
+            var y = Tensor.zeros([rows])
+            let reps = rows > 10000 ? repeats * 3 : repeats * 100
+            let ours = bestTime(repeats: reps) { _ = x.linear(weight: w) }
+            let raw = Threading.withBLASThreads(blasThreads) {
+                bestTime(repeats: reps) {
+                    w.withUnsafeBufferPointer { pw in x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(cols), 1, pw.baseAddress, Int32(cols),
+                                    px.baseAddress, 1, 0, py.baseAddress, 1)
+                    } } }
+                }
+            }
+            let bytes = Double(rows * cols * 4)
+            report.add(["case": .string("gemv \(rows)x\(cols) (GB/s)"), "ours_ms": .num(ours * 1e3, 3),
+                        "ours_gflops": .num(bytes / ours / 1e9, 1), "raw_ms": .num(raw * 1e3, 3),
+                        "raw_gflops": .num(bytes / raw / 1e9, 1), "ratio": .num(raw / ours, 2)])
+        }
         try report.write(json: json, benchmark: "matmul", extra: ["workers": .int(Threading.workers),
                                                                   "openblas": .string(Threading.blasConfig)])
     }

@@ -6,7 +6,9 @@ import Transformer
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Prefill and decode tokens/s of a GGUF file or model directory.",
-        discussion: "Prefill: one forward pass over --prefill tokens. Decode: --decode one-token steps after a short prompt.")
+        discussion: """
+            Prefill: one forward pass over --prefill tokens, logits of the last position only (as generation needs;             llama.cpp's default). Decode: --decode one-token greedy steps after an 8-token start.
+            """)
 
     @Option(help: "GGUF file or model directory.") var model: String
     @Option(help: "Prompt tokens for the prefill measurement.") var prefill = 512
@@ -24,22 +26,22 @@ struct ModelBench: ParsableCommand {
         let cache = lm.makeCache(capacity: prefill + decode + 8)
         let prefillTime = bestTime(repeats: repeats) {
             cache.reset()
-            _ = try! lm.forward(prompt, cache: cache)
+            _ = try! lm.lastLogits(prompt, cache: cache)
         }
         let start = Array(prompt.prefix(8))
         let decodeTime = bestTime(repeats: repeats) {
             cache.reset()
-            _ = try! lm.forward(start, cache: cache)
+            _ = try! lm.lastLogits(start, cache: cache)
             var token = start.last!
             for _ in 0..<decode {
-                let logits = try! lm.forward([token], cache: cache)
+                let logits = try! lm.lastLogits([token], cache: cache)
                 token = logits.argmax(axis: -1)[0]
             }
         }
         // The decode loop also ran the 8-token start once; subtract it with its own timing.
         let startTime = bestTime(repeats: repeats) {
             cache.reset()
-            _ = try! lm.forward(start, cache: cache)
+            _ = try! lm.lastLogits(start, cache: cache)
         }
         let prefillTPS = Double(prefill) / prefillTime
         let decodeTPS = Double(decode) / max(decodeTime - startTime, 1e-9)

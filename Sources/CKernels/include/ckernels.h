@@ -12,5 +12,20 @@ float ck_max(const float *p, ptrdiff_t n);
 void ck_scale(float *p, ptrdiff_t n, float s);
 /// p[i] = 1 / (1 + exp(-(p[i] + bias))).
 void ck_sigmoid(float *p, ptrdiff_t n, float bias);
+/// out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i].
+void ck_silu_mul(const float *gate, const float *up, float *out, ptrdiff_t n);
+/// Sum of squares of x[0..n), accumulated in double precision.
+double ck_sum_squares(const float *x, ptrdiff_t n);
+/// out[i] = x[i] * s * w[i].
+void ck_scale_weight(const float *x, const float *w, float s, float *out, ptrdiff_t n);
+/// Matrix-vector product y[r] = beta·y[r] + Σ_j w[r·ldw + j]·x[j] for r in [0, rows), streaming w once.
+void ck_gemv(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
+/// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
+typedef void (*ck_task_fn)(void *ctx, long index, int worker);
+/// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns
+/// when all are done. Nested calls (from inside a body) and calls while another job runs execute inline.
+void ck_parallel_for(long count, int workers, ck_task_fn fn, void *ctx);
+/// 1 on a thread that is running a parallel-for body.
+int ck_in_parallel_region(void);
 /// 1 when the AVX2 + FMA paths are in use.
 int ck_uses_avx2(void);
