@@ -36,6 +36,7 @@ struct AttentionBench: ParsableCommand {
             let mask = AttentionMask(causal: causal, window: window)
             report.add(measure(g, Attention.Options(mask: mask, score: sigmoid ? .sigmoid() : .softmax)))
         } else {
+            memoryAtLength(&report)
             for d in [64, 128] {
                 for c in [false, true] {
                     for n in [512, 1024, 2048, 4096, 8192] {
@@ -47,16 +48,25 @@ struct AttentionBench: ParsableCommand {
             windowGrowth(&report)
             sigmoidVsSoftmax(&report)
             decode(&report)
-            memoryAtLength(&report)
         }
         try report.write(json: json, benchmark: "attention", extra: ["workers": .int(Threading.workers)])
     }
 
-    /// Useful flops: 4·Nq·Nk·D per head for dense, halved for causal.
+    /// Useful flops: 2·(D + Dv) per allowed (query, key) pair per head — 4·N²·D dense, half that causal, and
+    /// ≈ 4·N·(w + 1)·D for a causal window w.
     func flops(_ g: Attention.Geometry, _ o: Attention.Options) -> Double {
-        var f = 2 * Double(g.headDim + g.valueDim) * Double(g.queries) * Double(g.keys) * Double(g.batch * g.heads)
-        if o.mask.causal && g.queries == g.keys { f /= 2 }
-        return f
+        let perPair = 2 * Double(g.headDim + g.valueDim) * Double(g.batch * g.heads)
+        var pairs = Double(g.queries) * Double(g.keys)
+        if o.mask.causal && g.queries == g.keys {
+            let n = g.queries
+            if let w = o.mask.window {
+                let full = max(0, n - w)  // rows that see w + 1 keys; the first w rows see i + 1
+                pairs = Double(full) * Double(w + 1) + Double(min(w, n)) * Double(min(w, n) + 1) / 2
+            } else {
+                pairs = Double(n) * Double(n + 1) / 2
+            }
+        }
+        return perPair * pairs
     }
 
     func inputs(_ g: Attention.Geometry) -> (Tensor, Tensor, Tensor) {
@@ -81,7 +91,7 @@ struct AttentionBench: ParsableCommand {
             "case": .string(tag ?? label(g, o)), "N": .int(g.keys), "heads": .int(g.heads), "kv_heads": .int(g.kvHeads),
             "head_dim": .int(g.headDim), "causal": .bool(o.mask.causal), "flash_ms": .num(tf * 1e3, 3),
             "flash_gflops": .num(flops(g, o) / tf / 1e9, 1),
-            "flash_MB": .num(Double(FlashAttention.scratchBytes(g)) / 1e6, 2),
+            "flash_MB": .num(Double(FlashAttention.scratchBytes(g, mask: o.mask)) / 1e6, 2),
             "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1),
         ]
         if reference && g.keys <= referenceLimit {
@@ -120,7 +130,7 @@ struct AttentionBench: ParsableCommand {
             }
             report.add(["case": .string("sigmoid D64"), "N": .int(n), "flash_ms": .num(sig * 1e3, 3),
                         "flash_gflops": .num(g.denseFlops / sig / 1e9, 1), "ref_ms": .num(soft * 1e3, 3),
-                        "speedup": .num(soft / sig, 2)])
+                        "speedup": .num(soft / sig, 2), "softmax_ms": .num(soft * 1e3, 3)])
         }
     }
 
@@ -138,12 +148,37 @@ struct AttentionBench: ParsableCommand {
         }
     }
 
+    /// Peak extra memory at N = 16384, H = 8, D = 64: the kernel's own scratch count and the process's peak RSS
+    /// (`getrusage`) before and after one flash call, measured first in the sweep so no earlier peak hides it.
     func memoryAtLength(_ report: inout Report) {
         let g = Attention.Geometry(batch: 1, queries: 16384, keys: 16384, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
-        print("-- memory at N=16384, H=8, D=64: flash scratch \(FlashAttention.scratchBytes(g)) bytes, "
-              + "reference scores \(Attention.referenceScoreBytes(g)) bytes")
-        report.add(["case": .string("memory only"), "N": .int(16384),
-                    "flash_MB": .num(Double(FlashAttention.scratchBytes(g)) / 1e6, 2),
-                    "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1)])
+        let (q, k, v) = inputs(g)
+        let outputBytes = g.queries * g.heads * g.valueDim * MemoryLayout<Float>.stride
+        let before = peakRSS()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let out = Attention.flash(query: q, key: k, value: v)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        let growth = peakRSS() - before
+        let extra = max(0, growth - outputBytes)
+        print("-- memory at N=16384, H=8, D=64: peak RSS grew \(growth) bytes during the call, of which \(outputBytes) "
+              + "are the output: \(extra) bytes extra (kernel scratch by count: \(FlashAttention.scratchBytes(g))); "
+              + "the reference would need \(Attention.referenceScoreBytes(g)) bytes of scores")
+        report.add(["case": .string("memory N16384 D64"), "N": .int(16384), "flash_ms": .num(seconds * 1e3, 1),
+                    "flash_gflops": .num(g.denseFlops / seconds / 1e9, 1),
+                    "flash_MB": .num(Double(extra) / 1e6, 2),
+                    "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1),
+                    "flash_scratch_bytes": .int(FlashAttention.scratchBytes(g)), "flash_peak_rss_growth_bytes": .int(growth)])
+        _ = out
+    }
+
+    func peakRSS() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024  // kilobytes on Linux
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return usage.ru_maxrss  // bytes on macOS
+        #endif
     }
 }

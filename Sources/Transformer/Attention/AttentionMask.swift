@@ -124,6 +124,20 @@ struct ResolvedMask {
         return local || (hasGlobals && (isGlobal[p] || isGlobal[j]))
     }
 
+    /// The allowed keys of query position `p` as one interval, when the mask has that shape (causal, window and
+    /// padding only; nil with global tokens or a block layout). `keyLength` is the batch entry's padding length.
+    @inline(__always)
+    func allowedInterval(position p: Int, keyLength: Int) -> Range<Int>? {
+        guard !hasGlobals, mask.blockSparse == nil else { return nil }
+        var lo = 0, hi = keyLength
+        if mask.causal { hi = min(hi, p + 1) }
+        if let w = mask.window {
+            lo = max(lo, p - w)
+            hi = min(hi, p + w + 1)
+        }
+        return lo..<max(lo, hi)
+    }
+
     /// Coverage of the rectangle positions `p0...p1` × keys `j0..<j1` (keys already clipped to the padding length).
     func coverage(positions p0: Int, _ p1: Int, keys j0: Int, _ j1: Int) -> TileCoverage {
         let jl = j1 - 1

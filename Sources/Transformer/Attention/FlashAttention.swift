@@ -17,20 +17,23 @@
 /// Scratch per worker is R·(D + T + Dv + 2) floats; nothing is N×N. Tasks run on ``parallelFor(_:_:)`` with
 /// single-threaded sgemm inside (see ``Threading``).
 public enum FlashAttention {
-    /// Query rows (tokens × group heads) per task.
-    nonisolated(unsafe) public static var rowsPerBlock = 128
+    /// Query rows (tokens × group heads) per task; nil picks 256 for dense attention and 128 under a mask that can
+    /// empty tiles (smaller blocks follow a causal diagonal or a window more closely). Measured at N = 2048, H = 8:
+    /// dense D64 197 → 204 GFLOP/s with 256 rows, causal D64 177 vs 170 with 128.
+    nonisolated(unsafe) public static var rowsPerBlock: Int?
     /// Keys per tile.
     nonisolated(unsafe) public static var tileKeys = 256
 
     /// Bytes of scratch the kernel allocates for a call of geometry `g` (all workers together).
-    public static func scratchBytes(_ g: Attention.Geometry) -> Int {
-        let (rows, tile) = blockShape(g)
+    public static func scratchBytes(_ g: Attention.Geometry, mask: AttentionMask = .none) -> Int {
+        let (rows, tile) = blockShape(g, mask)
         let workers = min(Threading.workers, taskCount(g, tokensPerBlock: rows / g.groupSize))
         return workers * rows * (g.headDim + tile + g.valueDim + 2) * MemoryLayout<Float>.stride
     }
 
-    static func blockShape(_ g: Attention.Geometry) -> (rows: Int, tile: Int) {
-        let tokens = max(1, min(g.queries, rowsPerBlock / g.groupSize))
+    static func blockShape(_ g: Attention.Geometry, _ mask: AttentionMask) -> (rows: Int, tile: Int) {
+        let rows = rowsPerBlock ?? (mask.isDense && mask.globalTokens.isEmpty ? 256 : 128)
+        let tokens = max(1, min(g.queries, rows / g.groupSize))
         return (tokens * g.groupSize, max(1, min(tileKeys, g.keys)))
     }
 
@@ -40,7 +43,7 @@ public enum FlashAttention {
 
     static func run(_ g: Attention.Geometry, _ ops: Attention.Operands, _ options: Attention.Options) {
         guard g.batch > 0, g.queries > 0 else { return }
-        let (maxRows, tile) = blockShape(g)
+        let (maxRows, tile) = blockShape(g, options.mask)
         let tokensPerBlock = maxRows / g.groupSize
         let blocks = (g.queries + tokensPerBlock - 1) / tokensPerBlock
         let tasks = taskCount(g, tokensPerBlock: tokensPerBlock)
@@ -96,7 +99,14 @@ public enum FlashAttention {
                     if isSigmoid { VectorMath.sigmoid(row, count: n, bias: bias) }
                     if cover == .partial {
                         let pos = p0 + r / rep
-                        for j in 0..<n where !mask.allows(position: pos, key: j0 + j) { row[j] = masked }
+                        if let allowed = mask.allowedInterval(position: pos, keyLength: keyLength) {
+                            // Interval-shaped masks (causal, window): fill the two disallowed ends.
+                            let lo = min(max(allowed.lowerBound - j0, 0), n), hi = max(min(allowed.upperBound - j0, n), lo)
+                            row.update(repeating: masked, count: lo)
+                            (row + hi).update(repeating: masked, count: n - hi)
+                        } else {
+                            for j in 0..<n where !mask.allows(position: pos, key: j0 + j) { row[j] = masked }
+                        }
                     }
                     if isSigmoid { continue }
                     // Online softmax update of row r.
