@@ -22,6 +22,7 @@ public enum Llama {
             try c.check(heads % kvHeads == 0, "num_key_value_heads (\(kvHeads)) does not divide num_attention_heads (\(heads))")
             maxPositions = try c.require(c.maxPositionEmbeddings ?? 2048, "max_position_embeddings")
             eps = c.rmsNormEps ?? 1e-6
+            if let act = c.hiddenAct { try c.check(act == "silu", "hidden_act '\(act)' is not supported (silu)") }
         }
     }
 
