@@ -1,7 +1,8 @@
 import Foundation
 
 /// A llama-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
-/// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load.
+/// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load and, for
+/// Q8_0 / Q4_0 / Q4_1 matrices, also offered as stored (``quantized(_:)``) for the decode-step GEMVs.
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
@@ -85,17 +86,41 @@ public struct GGUFCheckpoint: WeightSource {
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        guard let g = Self.ggufName(name), file.tensors.keys.contains(g) else { throw ModelError.missingTensor(name) }
+        let g = try ggufName(name)
         let t = try file.tensor(g)
-        if g.hasSuffix("attn_q.weight") || g.hasSuffix("attn_q.bias") { return Self.unpermute(t, heads: heads) }
-        if g.hasSuffix("attn_k.weight") || g.hasSuffix("attn_k.bias") { return Self.unpermute(t, heads: kvHeads) }
-        return t
+        guard let heads = permutedHeads(g) else { return t }
+        let rows = t.shape[0], cols = t.count / max(rows, 1)
+        return t.reshaped([rows, cols]).embedding(Self.unpermutedRows(rows, heads: heads)).reshaped(t.shape)
     }
 
-    /// Inverse of llama.cpp's `permute`: rows `[head, i, j]` (j ∈ {0, 1}) back to HF's `[head, j, i]`.
-    static func unpermute(_ t: Tensor, heads: Int) -> Tensor {
-        let rows = t.shape[0], cols = t.count / max(rows, 1)
+    /// 2-D Q8_0 / Q4_0 / Q4_1 tensors as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
+    public func quantized(_ name: String) throws -> QuantizedMatrix? {
+        let g = try ggufName(name)
+        guard let q = try file.quantizedMatrix(g) else { return nil }
+        guard let heads = permutedHeads(g) else { return q }
+        return q.permutingRows(Self.unpermutedRows(q.rows, heads: heads))
+    }
+
+    private func ggufName(_ name: String) throws -> String {
+        guard let g = Self.ggufName(name), file.tensors.keys.contains(g) else { throw ModelError.missingTensor(name) }
+        return g
+    }
+
+    /// The head count of a tensor whose rows llama.cpp permuted (`attn_q` / `attn_k` weights and biases), else nil.
+    private func permutedHeads(_ g: String) -> Int? {
+        if g.hasSuffix("attn_q.weight") || g.hasSuffix("attn_q.bias") { return heads }
+        if g.hasSuffix("attn_k.weight") || g.hasSuffix("attn_k.bias") { return kvHeads }
+        return nil
+    }
+
+    /// Inverse of llama.cpp's `permute` as a row order: row `[head, j, i]` (HF, j ∈ {0, 1}) of the result is row
+    /// `[head, i, j]` of the file.
+    static func unpermutedRows(_ rows: Int, heads: Int) -> [Int] {
         let half = rows / heads / 2
-        return t.reshaped([heads, half, 2, cols]).permuted([0, 2, 1, 3]).reshaped(t.shape)
+        return (0..<rows).map { r in
+            let (head, rest) = r.quotientAndRemainder(dividingBy: 2 * half)
+            let (j, i) = rest.quotientAndRemainder(dividingBy: half)
+            return head * 2 * half + i * 2 + j
+        }
     }
 }

@@ -4,27 +4,53 @@ import Foundation
 /// (`Linear.weight` is `[out, in]`).
 
 /// `y = x·Wᵀ + b`.
+///
+/// When the checkpoint stores W block-quantised (GGUF Q8_0 / Q4_0 / Q4_1), `quantized` holds those blocks as well:
+/// a one-row input (a decode step) is multiplied straight from them, reading 4.5–8.5 bits per weight instead of
+/// 32; several rows (prefill) use the float weights and GEMM.
 public struct Linear: Sendable {
     public let weight: Tensor  // [out, in]
     public let bias: Tensor?   // [out]
+    /// The same weights quantised (``QuantizedMatrix/dequantized()`` equals `weight`), used for one-row inputs.
+    public let quantized: QuantizedMatrix?
 
-    public init(weight: Tensor, bias: Tensor? = nil) {
+    public init(weight: Tensor, bias: Tensor? = nil, quantized: QuantizedMatrix? = nil) {
         precondition(weight.rank == 2, "Linear weight must be [out, in], got \(weight.shape)")
+        if let quantized {
+            precondition([quantized.rows, quantized.cols] == weight.shape,
+                         "Linear quantised weights \(quantized.rows) × \(quantized.cols) do not match weight \(weight.shape)")
+        }
         self.weight = weight
         self.bias = bias
+        self.quantized = quantized
     }
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
     /// `x` is `[..., in]`; returns `[..., out]`.
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard let quantized, x.rank >= 1, x.shape[x.rank - 1] == inFeatures, x.count == inFeatures else {
+            return x.linear(weight: weight, bias: bias)
+        }
+        var out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
+        out.withUnsafeMutableBufferPointer { y in
+            if let bias {
+                precondition(bias.shape == [outFeatures], "linear bias must be [\(outFeatures)], got \(bias.shape)")
+                bias.withUnsafeBufferPointer { y.baseAddress!.update(from: $0.baseAddress!, count: outFeatures) }
+            }
+            x.withUnsafeBufferPointer { quantized.gemv($0.baseAddress!, into: y.baseAddress!, beta: bias == nil ? 0 : 1) }
+        }
+        return out
+    }
 
     /// Several linears over the same input fused into one GEMM (rows of the weights stacked), e.g. Q/K/V or gate/up.
+    /// The quantised weights are fused too when every part has them in one format.
     public static func fused(_ parts: [Linear]) -> Linear {
         let bias: Tensor? = parts.allSatisfy { $0.bias == nil } ? nil
             : Tensor.concatenate(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }, axis: 0)
-        return Linear(weight: Tensor.concatenate(parts.map(\.weight), axis: 0), bias: bias)
+        let quantized = parts.allSatisfy { $0.quantized != nil } ? QuantizedMatrix.concatenatingRows(parts.map { $0.quantized! }) : nil
+        return Linear(weight: Tensor.concatenate(parts.map(\.weight), axis: 0), bias: bias, quantized: quantized)
     }
 }
 

@@ -65,7 +65,8 @@ public enum Llama {
                 feedForward: try feedForward(i)))
         }
         let tied = c.tieWordEmbeddings ?? false
-        let head = tied && !w.contains("lm_head.weight") ? Linear(weight: embedding)
+        let head = tied && !w.contains("lm_head.weight")
+            ? Linear(weight: embedding, quantized: try w.quantized("model.embed_tokens.weight", [d.vocab, d.hidden]))
             : try w.linear("lm_head", out: d.vocab, in: d.hidden)
         return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
                             norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,

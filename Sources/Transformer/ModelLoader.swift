@@ -4,6 +4,13 @@ import Foundation
 public protocol WeightSource: Sendable {
     func contains(_ name: String) -> Bool
     func tensor(_ name: String) throws -> Tensor
+    /// `name` as stored in a block-quantised format (a 2-D GGUF tensor in Q8_0 / Q4_0 / Q4_1), laid out like
+    /// ``tensor(_:)``; nil when it is not stored that way (the default).
+    func quantized(_ name: String) throws -> QuantizedMatrix?
+}
+
+extension WeightSource {
+    public func quantized(_ name: String) throws -> QuantizedMatrix? { nil }
 }
 
 extension SafeTensorsCheckpoint: WeightSource {}
@@ -55,9 +62,19 @@ public struct Weights: Sendable {
         contains(name) ? try self(name, shape) : nil
     }
 
-    /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`).
+    /// The quantised form of `name` (see ``WeightSource/quantized(_:)``), which must have `shape`; nil when the
+    /// checkpoint does not store it quantised (and always for random weights).
+    public func quantized(_ name: String, _ shape: [Int]) throws -> QuantizedMatrix? {
+        guard case .source(let source) = backing, let q = try source.quantized(name) else { return nil }
+        guard [q.rows, q.cols] == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: [q.rows, q.cols]) }
+        return q
+    }
+
+    /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`), with the quantised weights too
+    /// when the checkpoint stores them quantised.
     public func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool = false) throws -> Linear {
-        Linear(weight: try self("\(prefix).weight", [out, inFeatures]), bias: bias ? try self("\(prefix).bias", [out]) : nil)
+        Linear(weight: try self("\(prefix).weight", [out, inFeatures]), bias: bias ? try self("\(prefix).bias", [out]) : nil,
+               quantized: try quantized("\(prefix).weight", [out, inFeatures]))
     }
 
     public func rmsNorm(_ prefix: String, size: Int, eps: Double) throws -> RMSNorm {

@@ -20,6 +20,11 @@ double ck_sum_squares(const float *x, ptrdiff_t n);
 void ck_scale_weight(const float *x, const float *w, float s, float *out, ptrdiff_t n);
 /// Matrix-vector product y[r] = beta·y[r] + Σ_j w[r·ldw + j]·x[j] for r in [0, rows), streaming w once.
 void ck_gemv(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
+/// The same product with w in ggml's quantised blocks (Q8_0, Q4_0, Q4_1; 32 weights per block, blocks of a row
+/// contiguous): row r starts at byte r·ldw of w and k is a multiple of 32. The sum is accumulated in float.
+void ck_gemv_q8_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
+void ck_gemv_q4_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
+void ck_gemv_q4_1(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
 /// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
 typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 /// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns
