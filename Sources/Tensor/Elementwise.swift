@@ -70,6 +70,7 @@ extension Tensor {
         return out
     }
 
+    /// Elementwise arithmetic with NumPy broadcasting (tensor ∘ tensor), and with a scalar on either side.
     public static func + (a: Tensor, b: Tensor) -> Tensor { zipWith(a, b, +) }
     public static func - (a: Tensor, b: Tensor) -> Tensor { zipWith(a, b, -) }
     public static func * (a: Tensor, b: Tensor) -> Tensor { zipWith(a, b, *) }

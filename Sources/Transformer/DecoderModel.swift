@@ -55,10 +55,12 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     public var vocabularySize: Int { lmHead.outFeatures }
     public var hiddenSize: Int { embedding.shape[1] }
 
+    /// A KV cache with this model's per-layer widths for `capacity` positions (default: the configured context).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         KVCache(capacity: capacity ?? maxPositions, widths: layers.map { $0.attention.cacheWidths })
     }
 
+    /// Final-norm hidden states `[n, hidden]` of `tokens` at positions `cache.length…` (appends them to the cache).
     public func hiddenStates(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         guard !tokens.isEmpty else { throw GenerationError.emptyInput }
         for t in tokens where t < 0 || t >= embedding.shape[0] {

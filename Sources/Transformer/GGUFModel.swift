@@ -8,6 +8,7 @@ import Foundation
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
 /// exactly HF's and the model runs the ordinary half-split Llama RoPE.
 public struct GGUFCheckpoint: WeightSource {
+    /// The underlying GGUF file (metadata, tokenizer arrays, raw tensors).
     public let file: GGUFFile
     let heads: Int
     let kvHeads: Int

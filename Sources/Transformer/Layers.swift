@@ -25,7 +25,9 @@ public struct Linear: Sendable {
         self.quantized = quantized
     }
 
+    /// Input width (`in`).
     public var inFeatures: Int { weight.shape[1] }
+    /// Output width (`out`).
     public var outFeatures: Int { weight.shape[0] }
 
     /// `x` is `[..., in]`; returns `[..., out]`.

@@ -4,6 +4,7 @@
 /// HF weight names: as Llama for attention and norms; `model.layers.{i}.block_sparse_moe.gate` (router) and
 /// `model.layers.{i}.block_sparse_moe.experts.{e}.w1/w3/w2` (gate / up / down).
 public enum Mixtral {
+    /// Builds a Mixtral causal LM from its HF config and weights.
     public static func build(config c: ModelConfig, weights w: Weights) throws -> DecoderModel {
         let d = try Llama.Dimensions(c)
         let intermediate = try c.require(c.intermediateSize, "intermediate_size")

@@ -27,6 +27,7 @@ public struct Weights: Sendable {
 
     let backing: Backing
 
+    /// Weights read from `source`.
     public init(_ source: any WeightSource) { backing = .source(source) }
 
     /// Random weights of whatever shape is asked for.
@@ -77,6 +78,7 @@ public struct Weights: Sendable {
                quantized: try quantized("\(prefix).weight", [out, inFeatures]))
     }
 
+    /// An `RMSNorm` from `prefix.weight` `[size]`.
     public func rmsNorm(_ prefix: String, size: Int, eps: Double) throws -> RMSNorm {
         RMSNorm(weight: try self("\(prefix).weight", [size]), eps: Float(eps))
     }
@@ -85,6 +87,7 @@ public struct Weights: Sendable {
 /// Opens a model directory as Hugging Face publishes it (`config.json` + `model.safetensors` or a sharded index) and
 /// builds the architecture its `model_type` names.
 public enum ModelLoader {
+    /// `model_type` values this loader builds.
     public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer"]
 
     /// A loaded model: a causal LM or a sequence classifier.
