@@ -4,9 +4,9 @@ import XCTest
 
 // The GGUF reader against files written by gguf-py (llama.cpp's Python package), from `scripts/fixtures/gguf.py`
 // (regenerate with `scripts/make_fixtures.sh gguf`):
-//   * gguf/types.gguf: one metadata key of every value type and one tensor per supported type, the expected
+//   * gguf/types.gguf.bin: one metadata key of every value type and one tensor per supported type, the expected
 //     dequantised values (gguf-py's reference `gguf.quants.dequantize`) in gguf/types_expected.safetensors;
-//   * gguf/v2_align64.gguf: a version-2 file with `general.alignment` = 64 and a 0-dim tensor.
+//   * gguf/v2_align64.gguf.bin: a version-2 file with `general.alignment` = 64 and a 0-dim tensor.
 // The expected metadata values below are the literals the Python script writes. Malformed files are made here by
 // mutating valid bytes or with a small in-test writer.
 
@@ -15,8 +15,8 @@ final class GGUFTests: XCTestCase {
 
     private static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
         .appendingPathComponent("gguf")
-    private let typesURL = GGUFTests.fixtures.appendingPathComponent("types.gguf")
-    private let v2URL = GGUFTests.fixtures.appendingPathComponent("v2_align64.gguf")
+    private let typesURL = GGUFTests.fixtures.appendingPathComponent("types.gguf.bin")
+    private let v2URL = GGUFTests.fixtures.appendingPathComponent("v2_align64.gguf.bin")
     private let badURL = URL(fileURLWithPath: "/virtual/bad.gguf")
 
     private func typesBytes() throws -> [UInt8] { [UInt8](try Data(contentsOf: typesURL)) }

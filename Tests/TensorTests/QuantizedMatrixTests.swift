@@ -9,7 +9,7 @@ import XCTest
 // a different order (per block, factored: d·Σq·x + m·Σx) than a float GEMV over the dequantised matrix would, so
 // the results are not bit-identical, but the mathematics is the same.
 //
-// Matrices come from the gguf-py fixtures (Fixtures/gguf/types.gguf) and from random bytes built here directly:
+// Matrices come from the gguf-py fixtures (Fixtures/gguf/types.gguf.bin) and from random bytes built here directly:
 // Swift cannot quantise, but any bytes are valid blocks once the f16 scales are chosen sensibly (normal scales of
 // 2⁻¹⁰…2⁻¹ with random sign and mantissa, about 5 % zero and 5 % subnormal).
 
@@ -83,7 +83,7 @@ final class QuantizedMatrixTests: XCTestCase {
     // MARK: Tests
 
     func testFixtureMatricesFromGGUFPy() throws {
-        let file = try GGUFFile(url: Self.fixtures.appendingPathComponent("types.gguf"))
+        let file = try GGUFFile(url: Self.fixtures.appendingPathComponent("types.gguf.bin"))
         for name in ["q8_0.3x64", "q4_0.3x64", "q4_1.3x64"] {
             let q = try XCTUnwrap(try file.quantizedMatrix(name), name)
             XCTAssertEqual(q.type, file.tensors[name]!.type, name)
