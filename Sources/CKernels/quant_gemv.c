@@ -209,14 +209,7 @@ GEMV_AVX2(gemv_q8_0_avx2, 34, block_q8_0, 0, 0.0f)
 GEMV_AVX2(gemv_q4_0_avx2, 18, block_q4_0, 0, 8.0f)
 GEMV_AVX2(gemv_q4_1_avx2, 20, block_q4_1, 1, 1.0f)
 
-static int detect_avx2_f16c(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
+static int detect_avx2_f16c(void) { return ck_kernel_path() >= CK_PATH_AVX2; }
 #define DISPATCH_VOID(fast, slow) do { if (detect_avx2_f16c()) { fast; } else { slow; } } while (0)
 #else
 #define DISPATCH_VOID(fast, slow) do { slow; } while (0)

@@ -199,14 +199,7 @@ AVX2 static void gemv_avx2(const float *w, ptrdiff_t ldw, const float *x, ptrdif
     gemv_portable(w + r * ldw, ldw, x, k, y + r, rows - r, beta);
 }
 
-static int detect_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
+static int detect_avx2(void) { return ck_kernel_path() >= CK_PATH_AVX2; }
 #define DISPATCH(fast, slow) (detect_avx2() ? (fast) : (slow))
 #define DISPATCH_VOID(fast, slow) do { if (detect_avx2()) { fast; } else { slow; } } while (0)
 #else

@@ -13,7 +13,13 @@ import Foundation
 /// (SmolLM2 prefill of 512 tokens: ≈ 850–940 tok/s with OpenBLAS threads for the large GEMMs, ≈ 960–980 without).
 public enum Threading {
     /// Worker count used by ``parallelFor(_:_:)``: `TRANSFORMER_THREADS` if set, else the active processor count.
-    public static let workers: Int = {
+    /// Assign it (the CLI's `--threads N`) before starting work; values below 1 become 1.
+    public static var workers: Int {
+        get { _workers }
+        set { _workers = max(1, newValue) }
+    }
+
+    nonisolated(unsafe) private static var _workers: Int = {
         if let s = ProcessInfo.processInfo.environment["TRANSFORMER_THREADS"], let n = Int(s), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()

@@ -32,5 +32,28 @@ typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 void ck_parallel_for(long count, int workers, ck_task_fn fn, void *ctx);
 /// 1 on a thread that is running a parallel-for body.
 int ck_in_parallel_region(void);
-/// 1 when the AVX2 + FMA paths are in use.
+/// 1 when the AVX2 + FMA paths (or wider) are in use.
 int ck_uses_avx2(void);
+
+// CPU features (cpu_features.c): detected once, thread-safe.
+enum {
+    CK_FEATURE_AVX = 1u << 0, CK_FEATURE_AVX2 = 1u << 1, CK_FEATURE_FMA = 1u << 2, CK_FEATURE_F16C = 1u << 3,
+    CK_FEATURE_AVX512F = 1u << 4, CK_FEATURE_AVX512BW = 1u << 5, CK_FEATURE_AVX512VL = 1u << 6,
+    CK_FEATURE_AVX512DQ = 1u << 7, CK_FEATURE_AVX512BF16 = 1u << 8, CK_FEATURE_AVX512FP16 = 1u << 9,
+    CK_FEATURE_AVX512VNNI = 1u << 10, CK_FEATURE_AVXVNNI = 1u << 11, CK_FEATURE_AMX_TILE = 1u << 12,
+    CK_FEATURE_AMX_BF16 = 1u << 13,
+};
+/// Kernel paths, ordered: a path may use every instruction of the paths below it.
+enum { CK_PATH_PORTABLE = 0, CK_PATH_AVX2 = 1, CK_PATH_AVX512 = 2 };
+/// Bit set of CK_FEATURE_* that the CPU has and the OS enables.
+unsigned ck_cpu_features(void);
+/// The name of feature bit `bit` ("avx2", "avx512f", …), or NULL past the last one.
+const char *ck_feature_name(int bit);
+/// The best kernel path the CPU supports.
+int ck_best_kernel_path(void);
+/// The kernel path in use (the best one, lowered by TRANSFORMER_KERNELS=avx512|avx2|portable or ck_set_kernel_path).
+int ck_kernel_path(void);
+/// Pins the kernel path (clamped to what the CPU supports); returns the path now in use.
+int ck_set_kernel_path(int path);
+/// "avx512", "avx2" or "portable".
+const char *ck_kernel_path_name(int path);

@@ -1,0 +1,66 @@
+import CBLAS
+import CKernels
+import Foundation
+
+/// What the CPU offers and which of the engine's kernel paths runs on it (`Sources/CKernels/cpu_features.c`).
+///
+/// Features are detected once (CPUID, and XGETBV to check that the OS saves the wide registers). Every dispatched C
+/// kernel follows ``kernelPath``: the best path the CPU supports, lowered by `TRANSFORMER_KERNELS=avx512|avx2|portable`
+/// or by assigning ``kernelPath`` (tests pin each path the machine supports in turn).
+public enum CPU {
+    /// A vector instruction-set level of the C kernels. Each level may use every instruction of the levels below.
+    public enum KernelPath: Int, Comparable, CaseIterable, Sendable, CustomStringConvertible {
+        case portable = 0, avx2 = 1, avx512 = 2
+        public static func < (a: KernelPath, b: KernelPath) -> Bool { a.rawValue < b.rawValue }
+        public var description: String { String(cString: ck_kernel_path_name(Int32(rawValue))) }
+    }
+
+    /// Feature names the CPU has and the OS enables, in a fixed order (`avx2 fma avx512f …`).
+    public static var features: [String] {
+        let bits = ck_cpu_features()
+        return (0..<32).compactMap { bit in
+            guard bits & (1 << UInt32(bit)) != 0, let name = ck_feature_name(Int32(bit)) else { return nil }
+            return String(cString: name)
+        }
+    }
+
+    /// The best kernel path this CPU supports.
+    public static var bestKernelPath: KernelPath { KernelPath(rawValue: Int(ck_best_kernel_path())) ?? .portable }
+
+    /// The kernel path in use. Setting it pins every dispatched kernel to that path (clamped to ``bestKernelPath``).
+    public static var kernelPath: KernelPath {
+        get { KernelPath(rawValue: Int(ck_kernel_path())) ?? .portable }
+        set { _ = ck_set_kernel_path(Int32(newValue.rawValue)) }
+    }
+
+    /// The paths this machine can run, portable first (what tests iterate over).
+    public static var supportedKernelPaths: [KernelPath] { KernelPath.allCases.filter { $0 <= bestKernelPath } }
+
+    /// Runs `body` with the kernel path pinned to `path`, then restores the previous one.
+    public static func withKernelPath<R>(_ path: KernelPath, _ body: () throws -> R) rethrows -> R {
+        let saved = kernelPath
+        kernelPath = path
+        defer { kernelPath = saved }
+        return try body()
+    }
+
+    /// The CPU's model name (`/proc/cpuinfo`), or "unknown".
+    public static var modelName: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+            if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+        }
+        return "unknown"
+    }
+
+    /// The OpenBLAS kernel table in use (`openblas_get_corename`, e.g. "Haswell", "Prescott").
+    public static var blasCore: String { String(cString: openblas_get_corename()) }
+
+    /// One line for benchmark headers and `info`: CPU, features, our kernel path, OpenBLAS core, threads.
+    public static var summary: String {
+        let env = ProcessInfo.processInfo.environment
+        let forced = env["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
+        return "cpu: \(modelName) · features: \(features.joined(separator: " ")) · kernels: \(kernelPath)"
+            + " · OpenBLAS core: \(blasCore)\(forced) · threads: \(Threading.workers)"
+    }
+}
