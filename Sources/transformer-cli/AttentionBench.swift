@@ -23,13 +23,35 @@ struct AttentionBench: ParsableCommand {
     @Option(help: "Write all rows as JSON to this path.") var json: String?
     @Option(name: .customLong("rows-per-block"), help: "FlashAttention query rows per task (tuning).") var rowsPerBlock: Int?
     @Option(name: .customLong("tile-keys"), help: "FlashAttention keys per tile (tuning).") var tileKeys: Int?
+    @Option(name: .customLong("key-splits"), help: "FlashAttention key splits per task (1: never split; default automatic).")
+    var keySplits: Int?
+    @Option(help: "Thread counts to run, comma-separated (e.g. 1,2): every case at each count, with the scaling.")
+    var threads: String?
 
     func run() throws {
-        if let rowsPerBlock { FlashAttention.rowsPerBlock = rowsPerBlock }
-        if let tileKeys { FlashAttention.tileKeys = tileKeys }
-        print("attention: B=1, fp32, \(Threading.workers) workers; GFLOP/s counts 4·N²·D per head (halved when causal)")
-        var report = Report(columns: ["case", "N", "flash_ms", "flash_gflops", "ref_ms", "speedup", "flash_MB", "ref_MB"])
+        let counts = try ThreadList.parse(threads)
+        print(CPU.summary)
+        print("attention: B=1, fp32; GFLOP/s counts 4·N²·D per head (halved when causal)")
+        var report = Report(columns: ["threads", "case", "N", "flash_ms", "flash_gflops", "ref_ms", "speedup", "flash_MB", "ref_MB"])
         print(report.header())
+        for n in counts {
+            Threading.workers = n
+            sweep(&report)
+        }
+        ThreadList.printScaling(report.rows, counts: counts, key: ["case", "N"], time: "flash_ms")
+        try report.write(json: json, benchmark: "attention", extra: ["cpu": .string(CPU.summary)])
+    }
+
+    /// The tuning flags applied to `o`.
+    func tuned(_ o: Attention.Options) -> Attention.Options {
+        var o = o
+        o.rowsPerBlock = rowsPerBlock ?? o.rowsPerBlock
+        o.tileKeys = tileKeys ?? o.tileKeys
+        o.keySplits = keySplits ?? o.keySplits
+        return o
+    }
+
+    func sweep(_ report: inout Report) {
         if let seq {
             let g = Attention.Geometry(batch: 1, queries: seq, keys: seq, heads: heads, kvHeads: kvHeads ?? heads,
                                        headDim: headDim, valueDim: headDim)
@@ -49,7 +71,6 @@ struct AttentionBench: ParsableCommand {
             sigmoidVsSoftmax(&report)
             decode(&report)
         }
-        try report.write(json: json, benchmark: "attention", extra: ["workers": .int(Threading.workers)])
     }
 
     /// Useful flops: 2·(D + Dv) per allowed (query, key) pair per head — 4·N²·D dense, half that causal, and
@@ -83,15 +104,16 @@ struct AttentionBench: ParsableCommand {
         return s
     }
 
-    func measure(_ g: Attention.Geometry, _ o: Attention.Options, reference: Bool = true, tag: String? = nil) -> [String: JSONValue] {
+    func measure(_ g: Attention.Geometry, _ options: Attention.Options, reference: Bool = true, tag: String? = nil) -> [String: JSONValue] {
+        let o = tuned(options)
         let (q, k, v) = inputs(g)
         let reps = g.keys >= 4096 ? max(2, repeats - 1) : repeats
         let tf = bestTime(repeats: reps) { _ = Attention.flash(query: q, key: k, value: v, options: o) }
         var row: [String: JSONValue] = [
-            "case": .string(tag ?? label(g, o)), "N": .int(g.keys), "heads": .int(g.heads), "kv_heads": .int(g.kvHeads),
+            "threads": .int(Threading.workers), "case": .string(tag ?? label(g, o)), "N": .int(g.keys), "heads": .int(g.heads), "kv_heads": .int(g.kvHeads),
             "head_dim": .int(g.headDim), "causal": .bool(o.mask.causal), "flash_ms": .num(tf * 1e3, 3),
             "flash_gflops": .num(flops(g, o) / tf / 1e9, 1),
-            "flash_MB": .num(Double(FlashAttention.scratchBytes(g, mask: o.mask)) / 1e6, 2),
+            "flash_MB": .num(Double(FlashAttention.scratchBytes(g, options: o)) / 1e6, 2),
             "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1),
         ]
         if reference && g.keys <= referenceLimit {
@@ -124,11 +146,11 @@ struct AttentionBench: ParsableCommand {
         for n in [1024, 4096] {
             let g = Attention.Geometry(batch: 1, queries: n, keys: n, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
             let (q, k, v) = inputs(g)
-            let soft = bestTime(repeats: repeats) { _ = Attention.flash(query: q, key: k, value: v) }
+            let soft = bestTime(repeats: repeats) { _ = Attention.flash(query: q, key: k, value: v, options: tuned(Attention.Options())) }
             let sig = bestTime(repeats: repeats) {
-                _ = Attention.flash(query: q, key: k, value: v, options: Attention.Options(score: .sigmoid()))
+                _ = Attention.flash(query: q, key: k, value: v, options: tuned(Attention.Options(score: .sigmoid())))
             }
-            report.add(["case": .string("sigmoid D64"), "N": .int(n), "flash_ms": .num(sig * 1e3, 3),
+            report.add(["threads": .int(Threading.workers), "case": .string("sigmoid D64"), "N": .int(n), "flash_ms": .num(sig * 1e3, 3),
                         "flash_gflops": .num(g.denseFlops / sig / 1e9, 1), "ref_ms": .num(soft * 1e3, 3),
                         "speedup": .num(soft / sig, 2), "softmax_ms": .num(soft * 1e3, 3)])
         }
@@ -139,10 +161,10 @@ struct AttentionBench: ParsableCommand {
         for kv in [32, 8, 1] {
             let g = Attention.Geometry(batch: 1, queries: 1, keys: 4096, heads: 32, kvHeads: kv, headDim: 128, valueDim: 128)
             let (q, k, v) = inputs(g)
-            let o = Attention.Options(mask: AttentionMask(causal: true, queryOffset: 4095))
+            let o = tuned(Attention.Options(mask: AttentionMask(causal: true, queryOffset: 4095)))
             let t = bestTime(repeats: repeats * 10) { _ = Attention.flash(query: q, key: k, value: v, options: o) }
             let name = kv == 32 ? "MHA" : (kv == 1 ? "MQA" : "GQA")
-            report.add(["case": .string("decode \(name) 32/\(kv)"), "N": .int(4096), "flash_ms": .num(t * 1e3, 4),
+            report.add(["threads": .int(Threading.workers), "case": .string("decode \(name) 32/\(kv)"), "N": .int(4096), "flash_ms": .num(t * 1e3, 4),
                         "flash_gflops": .num(g.denseFlops / t / 1e9, 1),
                         "ref_MB": .num(Double(2 * 4096 * kv * 128 * 4) / 1e6, 1)])
         }
@@ -156,14 +178,14 @@ struct AttentionBench: ParsableCommand {
         let outputBytes = g.queries * g.heads * g.valueDim * MemoryLayout<Float>.stride
         let before = peakRSS()
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let out = Attention.flash(query: q, key: k, value: v)
+        let out = Attention.flash(query: q, key: k, value: v, options: tuned(Attention.Options()))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         let growth = peakRSS() - before
         let extra = max(0, growth - outputBytes)
         print("-- memory at N=16384, H=8, D=64: peak RSS grew \(growth) bytes during the call, of which \(outputBytes) "
               + "are the output: \(extra) bytes extra (kernel scratch by count: \(FlashAttention.scratchBytes(g))); "
               + "the reference would need \(Attention.referenceScoreBytes(g)) bytes of scores")
-        report.add(["case": .string("memory N16384 D64"), "N": .int(16384), "flash_ms": .num(seconds * 1e3, 1),
+        report.add(["threads": .int(Threading.workers), "case": .string("memory N16384 D64"), "N": .int(16384), "flash_ms": .num(seconds * 1e3, 1),
                     "flash_gflops": .num(g.denseFlops / seconds / 1e9, 1),
                     "flash_MB": .num(Double(extra) / 1e6, 2),
                     "ref_MB": .num(Double(Attention.referenceScoreBytes(g)) / 1e6, 1),

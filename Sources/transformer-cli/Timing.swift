@@ -1,4 +1,6 @@
 import Foundation
+import ArgumentParser
+import Transformer
 
 /// Wall-clock seconds of the fastest of `repeats` runs of `body` (after one warm-up run).
 func bestTime(repeats: Int, _ body: () -> Void) -> Double {
@@ -73,3 +75,51 @@ enum JSONValue {
 }
 
 func stderrPrint(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+/// `--threads N`: the engine's worker count for this command (`TRANSFORMER_THREADS` is the library-level default).
+struct ThreadsOption: ParsableArguments {
+    @Option(help: "Worker threads (default: TRANSFORMER_THREADS, else every core).") var threads: Int?
+
+    /// Applies the flag; call first in `run()`.
+    func apply() throws {
+        guard let threads else { return }
+        guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        Threading.workers = threads
+    }
+}
+
+/// A list of thread counts for benchmarks (`--threads 1,2,4`), and the scaling table printed after the rows.
+enum ThreadList {
+    static func parse(_ text: String?) throws -> [Int] {
+        guard let text, !text.isEmpty else { return [Threading.workers] }
+        let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard counts.allSatisfy({ $0 != nil && $0! >= 1 && $0! <= 1024 }) else {
+            throw ValidationError("--threads takes comma-separated counts between 1 and 1024, got '\(text)'")
+        }
+        return counts.map { $0! }
+    }
+
+    /// For every row measured at the first count, the speed-up of each other count: time(first) ÷ time(count).
+    static func printScaling(_ rows: [[String: JSONValue]], counts: [Int], key: [String], time: String) {
+        guard counts.count > 1 else { return }
+        func id(_ row: [String: JSONValue]) -> String { key.map { row[$0]?.display ?? "-" }.joined(separator: " ") }
+        func seconds(_ row: [String: JSONValue]) -> Double? {
+            if case .double(let v, _)? = row[time] { return v }
+            return nil
+        }
+        func threads(_ row: [String: JSONValue]) -> Int? {
+            if case .int(let v)? = row["threads"] { return v }
+            return nil
+        }
+        print("-- scaling: \(time) at \(counts[0]) thread(s) ÷ \(time) at " + counts.dropFirst().map(String.init).joined(separator: ", "))
+        for row in rows where threads(row) == counts[0] {
+            guard let base = seconds(row) else { continue }
+            let ratios = counts.dropFirst().map { n -> String in
+                guard let other = rows.first(where: { threads($0) == n && id($0) == id(row) }), let t = seconds(other), t > 0
+                else { return "-" }
+                return String(format: "%d: %.2f×", n, base / t)
+            }
+            print("  \(id(row)): " + ratios.joined(separator: "  "))
+        }
+    }
+}

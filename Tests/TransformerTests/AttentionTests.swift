@@ -270,8 +270,6 @@ final class AttentionTests: XCTestCase {
     /// Small blocks and tiles force many tiles per row and many row blocks; includes blocks smaller than a
     /// GQA group (rowsPerBlock < H/G) and one-key tiles.
     func testManySmallTilesFlashMatchesReference() {
-        let saved = (FlashAttention.rowsPerBlock, FlashAttention.tileKeys)
-        defer { (FlashAttention.rowsPerBlock, FlashAttention.tileKeys) = saved }
         let shapes: [(rows: Int, tile: Int, nq: Int, nk: Int, h: Int, g: Int, d: Int, dv: Int)] = [
             (16, 32, 129, 257, 4, 2, 32, 32),
             (16, 32, 1, 100, 8, 1, 64, 64),     // decode, MQA
@@ -280,11 +278,9 @@ final class AttentionTests: XCTestCase {
             (3, 1, 9, 20, 2, 2, 8, 8),          // one key per tile
         ]
         for s in shapes {
-            FlashAttention.rowsPerBlock = s.rows
-            FlashAttention.tileKeys = s.tile
             let (q, k, v) = Self.random(2, s.nq, s.nk, s.h, s.g, s.d, s.dv, seed: UInt64(s.nq * 1000 + s.nk))
             for (label, options) in Self.masks(nq: s.nq, nk: s.nk, batch: 2) {
-                let flash = Attention.flash(query: q, key: k, value: v, options: options)
+                let flash = Attention.flash(query: q, key: k, value: v, options: options.tiled(s.rows, s.tile))
                 let reference = Attention.reference(query: q, key: k, value: v, options: options)
                 Self.assertClose(flash, reference, "rows \(s.rows) tile \(s.tile) Nq \(s.nq) Nk \(s.nk) "
                                  + "H \(s.h)/\(s.g) D \(s.d)/\(s.dv), \(label)")
@@ -294,27 +290,19 @@ final class AttentionTests: XCTestCase {
 
     /// The fixtures again with small tiles (the PyTorch outputs must not depend on the tiling).
     func testFixturesWithSmallTiles() throws {
-        let saved = (FlashAttention.rowsPerBlock, FlashAttention.tileKeys)
-        defer { (FlashAttention.rowsPerBlock, FlashAttention.tileKeys) = saved }
-        FlashAttention.rowsPerBlock = 16
-        FlashAttention.tileKeys = 32
         for name in Self.fixtureNames {
             let f = try Self.loadFixture(name)
-            let flash = Attention.flash(query: f.q, key: f.k, value: f.v, options: f.options)
+            let flash = Attention.flash(query: f.q, key: f.k, value: f.v, options: f.options.tiled(16, 32))
             Self.assertClose(flash, f.out, "\(name) flash (rows 16, tile 32) vs torch")
         }
     }
 
     /// Scores in the hundreds: the running max changes by large steps between tiles; nothing overflows.
     func testLargeScoresStayFinite() {
-        let saved = (FlashAttention.rowsPerBlock, FlashAttention.tileKeys)
-        defer { (FlashAttention.rowsPerBlock, FlashAttention.tileKeys) = saved }
-        FlashAttention.rowsPerBlock = 8
-        FlashAttention.tileKeys = 16
         let (q, k, v) = Self.random(1, 20, 100, 2, 1, 16, seed: 31)
         for options in [Attention.Options(scale: 40), Attention.Options(scale: 40, mask: .causal),
                         Attention.Options(scale: 40, score: .sigmoid())] {
-            let flash = Attention.flash(query: q, key: k, value: v, options: options)
+            let flash = Attention.flash(query: q, key: k, value: v, options: options.tiled(8, 16))
             // The output is steep in the scores here (float32 scores carry ~1e-5 absolute error), hence 1e-3.
             Self.assertClose(flash, Self.naive(q, k, v, options), "scale 40, \(options.mask.causal ? "causal " : "")\(options.score)",
                              rtol: 1e-3, atol: 1e-3)
@@ -434,11 +422,8 @@ final class AttentionTests: XCTestCase {
         // 8 × 8 blocks of 8 positions (covers offset + Nq = 61 and Nk); block row 2 is empty.
         let pattern = (0..<64).map { ($0 / 8 != 2) && ($0 * 7 + $0 / 8) % 3 != 0 }
         let layout = BlockSparseLayout(blockSize: 8, queryBlocks: 8, keyBlocks: 8, allowed: pattern)
-        let saved = (FlashAttention.rowsPerBlock, FlashAttention.tileKeys)
-        defer { (FlashAttention.rowsPerBlock, FlashAttention.tileKeys) = saved }
         var worst = Deviation(), count = 0
-        for blocking in [saved, (6, 8)] {
-            (FlashAttention.rowsPerBlock, FlashAttention.tileKeys) = blocking
+        for blocking in [(nil, nil), (6, 8)] as [(Int?, Int?)] {
             for causal in [false, true] {
                 for offset in [0, nk - nq] {
                     for window in [nil, 0, 5] as [Int?] {
@@ -448,7 +433,8 @@ final class AttentionTests: XCTestCase {
                                     for score in [Attention.ScoreFunction.softmax, .sigmoid(bias: -1.5)] {
                                         let mask = AttentionMask(causal: causal, queryOffset: offset, window: window,
                                                                  globalTokens: globals, blockSparse: blocks, keyLengths: lengths)
-                                        let options = Attention.Options(mask: mask, score: score)
+                                        let options = Attention.Options(mask: mask, score: score, rowsPerBlock: blocking.0,
+                                                                        tileKeys: blocking.1)
                                         let want = Self.naive(q, k, v, options)
                                         let label = "blocking \(blocking) causal \(causal) offset \(offset) window \(window as Any) "
                                             + "globals \(globals) blocks \(blocks != nil) lengths \(lengths as Any) \(score)"
@@ -582,5 +568,16 @@ final class AttentionTests: XCTestCase {
         let explicitBias = Attention.flash(query: q, key: k, value: v,
                                            options: Attention.Options(score: .sigmoid(bias: -Float(Foundation.log(50.0)))))
         Self.assertClose(implicitBias, explicitBias, "default sigmoid bias = −log Nk", rtol: 1e-6, atol: 1e-7)
+    }
+}
+
+extension Attention.Options {
+    /// The same options with FlashAttention's query-row block and key tile set (tests of the tiling).
+    func tiled(_ rows: Int?, _ tile: Int?, splits: Int? = nil) -> Attention.Options {
+        var o = self
+        o.rowsPerBlock = rows
+        o.tileKeys = tile
+        o.keySplits = splits
+        return o
     }
 }

@@ -25,6 +25,28 @@ void ck_gemv(const float *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *
 void ck_gemv_q8_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
 void ck_gemv_q4_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
 void ck_gemv_q4_1(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows, float beta);
+/// One call of the fused FlashAttention tile kernel (flash_attention.c): `rows` query rows against `keys` keys.
+typedef struct {
+    const float *q;             ///< rows × d, row stride ldq
+    ptrdiff_t ldq;
+    float scale;                ///< score multiplier: S = scale·Q·Kᵀ
+    const float *k;             ///< key j at k + j·ldk (d floats)
+    ptrdiff_t ldk;
+    const float *v;             ///< value j at v + j·ldv (dv floats)
+    ptrdiff_t ldv;
+    int rows, d, dv, keys;
+    const int *lo, *hi;         ///< per-row allowed key interval [lo, hi) in tile coordinates, or NULL (all allowed)
+    const unsigned char *allowed; ///< rows × keys bytes (non-zero = allowed), or NULL
+    int sigmoid;                ///< 0: online softmax; 1: σ(s + bias), no normalisation
+    float bias;                 ///< sigmoid bias
+    float softcap;              ///< > 0: s ← softcap·tanh(s / softcap) before the mask (Gemma 2); 0: off
+    float *m, *l;               ///< per-row running max and sum (softmax), updated
+    float *o;                   ///< rows × dv accumulator (row stride dv), updated: o = α·o + P·V
+    float *scratch;             ///< at least ck_flash_scratch_floats(keys, d) floats, 64-byte aligned preferred
+} ck_flash_tile_args;
+void ck_flash_tile(const ck_flash_tile_args *args);
+/// Scratch floats ck_flash_tile needs for a tile of `keys` keys and head dim `d`.
+size_t ck_flash_scratch_floats(ptrdiff_t keys, ptrdiff_t d);
 /// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
 typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 /// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns

@@ -24,11 +24,26 @@ public enum Attention {
         public var scale: Float?
         public var mask: AttentionMask
         public var score: ScoreFunction
+        /// Logit soft-capping (Gemma 2): scores become `softcap · tanh(s / softcap)` before the mask; nil: off.
+        public var softcap: Float?
+        /// FlashAttention tuning: query rows (tokens × group heads) per task; nil picks 256 for dense attention and
+        /// 128 under a mask that can empty tiles (smaller blocks follow a causal diagonal or a window more closely).
+        public var rowsPerBlock: Int?
+        /// FlashAttention tuning: keys per tile; nil means 256.
+        public var tileKeys: Int?
+        /// FlashAttention tuning: key splits per task (split-KV decode); nil splits automatically when there are
+        /// fewer tasks than workers, 1 never splits.
+        public var keySplits: Int?
 
-        public init(scale: Float? = nil, mask: AttentionMask = .none, score: ScoreFunction = .softmax) {
+        public init(scale: Float? = nil, mask: AttentionMask = .none, score: ScoreFunction = .softmax,
+                    softcap: Float? = nil, rowsPerBlock: Int? = nil, tileKeys: Int? = nil, keySplits: Int? = nil) {
             self.scale = scale
             self.mask = mask
             self.score = score
+            self.softcap = softcap
+            self.rowsPerBlock = rowsPerBlock
+            self.tileKeys = tileKeys
+            self.keySplits = keySplits
         }
     }
 
