@@ -255,6 +255,73 @@ final class AttentionTests: XCTestCase {
         ]
     }
 
+    // MARK: Kernel paths and split-KV
+
+    /// Every PyTorch fixture on every kernel path this CPU supports (AVX-512, AVX2, portable C), with the default
+    /// tiling and with small tiles and forced key splits (rows/tiles/splits must not change the result).
+    func testEveryKernelPathMatchesFixtures() throws {
+        let paths = CPU.supportedKernelPaths
+        XCTAssertTrue(paths.contains(.portable))
+        var worst: [CPU.KernelPath: Float] = [:]
+        for path in paths {
+            try CPU.withKernelPath(path) {
+                XCTAssertEqual(CPU.kernelPath, path)
+                for name in Self.fixtureNames {
+                    let f = try Self.loadFixture(name)
+                    for (tag, options) in [("default", f.options), ("rows 16 tile 32 splits 3", f.options.tiled(16, 32, splits: 3))] {
+                        let flash = Attention.flash(query: f.q, key: f.k, value: f.v, options: options)
+                        let d = Self.deviation(flash, f.out)
+                        worst[path] = max(worst[path] ?? 0, d.worstRatio)
+                        XCTAssertTrue(d.worstRatio <= 1 && d.nonFinite == 0 && d.nonZeroWhereZero == 0,
+                                      "\(name) on \(path), \(tag) vs torch: max |Δ| \(d.maxAbs), \(d.worstRatio) of tolerance")
+                    }
+                }
+            }
+        }
+        print("[attention] every fixture vs torch per kernel path, worst fraction of the tolerance: \(worst)")
+    }
+
+    /// Split-KV (flash-decoding) equals the unsplit kernel within 1e-6 relative on every mask and score function, for
+    /// decode (1 and 5 queries, MQA and GQA) and a short prefill, on every kernel path. "Relative" is to the output's
+    /// scale: |split − whole| ≤ 1e-6·(|whole| + max|whole|), since the split only reorders float32 sums (a 300-key
+    /// sigmoid sum of magnitude ~1 moves by a few 1e-7 when regrouped, whatever the element's own size).
+    func testSplitKeysEqualUnsplit() {
+        let shapes: [(nq: Int, nk: Int, h: Int, g: Int, d: Int)] = [(1, 300, 8, 1, 32), (5, 300, 8, 2, 24), (40, 200, 4, 1, 16)]
+        var worst: Float = 0
+        for path in CPU.supportedKernelPaths {
+            CPU.withKernelPath(path) {
+                for s in shapes {
+                    let (q, k, v) = Self.random(2, s.nq, s.nk, s.h, s.g, s.d, seed: UInt64(s.nk + s.nq))
+                    for (label, options) in Self.masks(nq: s.nq, nk: s.nk, batch: 2) {
+                        let whole = Attention.flash(query: q, key: k, value: v, options: options.tiled(nil, 32, splits: 1))
+                        for splits in [2, 3, 7] {
+                            let split = Attention.flash(query: q, key: k, value: v, options: options.tiled(nil, 32, splits: splits))
+                            let scale = whole.withUnsafeBufferPointer { $0.map(abs).max() ?? 0 }
+                            let d = Self.deviation(split, whole, rtol: 1e-6, atol: 1e-6 * scale)
+                            worst = max(worst, d.worstRatio)
+                            XCTAssertTrue(d.worstRatio <= 1 && d.nonFinite == 0 && d.nonZeroWhereZero == 0,
+                                          "\(path) Nq \(s.nq) Nk \(s.nk) H \(s.h)/\(s.g), \(label), \(splits) splits: "
+                                          + "max |Δ| \(d.maxAbs), \(d.worstRatio) of tolerance")
+                        }
+                    }
+                }
+            }
+        }
+        print("[attention] split-KV vs unsplit: worst \(worst) of the tolerance")
+    }
+
+    /// Decode with one kv head is split automatically when there are fewer tasks than workers (and not otherwise).
+    func testAutomaticSplitOnlyWhenTasksAreFew() {
+        let saved = Threading.workers
+        defer { Threading.workers = saved }
+        Threading.workers = 4
+        let decode = Attention.Geometry(batch: 1, queries: 1, keys: 4096, heads: 8, kvHeads: 1, headDim: 64, valueDim: 64)
+        let prefill = Attention.Geometry(batch: 1, queries: 4096, keys: 4096, heads: 8, kvHeads: 8, headDim: 64, valueDim: 64)
+        XCTAssertGreaterThan(FlashAttention.keySplits(decode, options: Attention.Options()), 1)
+        XCTAssertEqual(FlashAttention.keySplits(prefill, options: Attention.Options()), 1)
+        XCTAssertEqual(FlashAttention.keySplits(decode, options: Attention.Options(keySplits: 1)), 1)
+    }
+
     /// Nk around the 256-key tile and Nq = 129 (GQA 2/1: 64 tokens per 128-row block, so 3 blocks, the last of 1).
     func testTileBoundariesFlashMatchesReference() {
         for nk in [255, 256, 257, 513] {

@@ -32,6 +32,9 @@ public enum FlashAttention {
         return (plan.workers * plan.perWorker + partials) * MemoryLayout<Float>.stride
     }
 
+    /// Key splits per task that a call of geometry `g` uses (1: no split-KV).
+    public static func keySplits(_ g: Attention.Geometry, options: Attention.Options) -> Int { Plan(g, options).splits }
+
     /// How a call is cut into tasks.
     struct Plan {
         let maxRows, tile, tokensPerBlock, blocks, baseTasks, splits, workers, perWorker: Int
