@@ -46,15 +46,12 @@ public struct GroupedQueryAttention: TokenMixer {
                 rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D, positionOffset: p)
                 rope.apply(to: k, seq: n, heads: G, rowStride: width, headStride: D, positionOffset: p)
             }
-            cache.writeKeys(k, rows: n, stride: width, at: p)
-            cache.writeValues(v, rows: n, stride: width, at: p)
-            let g = Attention.Geometry(batch: 1, queries: n, keys: p + n, heads: H, kvHeads: G, headDim: D, valueDim: D)
+            cache.write(key: k, value: v, stride: width, count: n, at: p)
             out.withUnsafeMutableBufferPointer { o in
-                var ops = Attention.Operands(query: q, key: cache.keys, value: cache.values!, output: o.baseAddress!, geometry: g)
-                ops.queryRowStride = width
                 // A window of w positions keeps keys with pos − j ≤ w − 1 (HF / Mistral convention).
-                let mask = AttentionMask(causal: true, queryOffset: p, window: window.map { $0 - 1 })
-                Attention.flash(g, ops, options: Attention.Options(scale: scale, mask: mask))
+                cache.attend(query: q, queryRowStride: width, queries: n, at: p, heads: H, kvHeads: G, headDim: D,
+                             valueDim: D, output: o.baseAddress!,
+                             options: Attention.Options(scale: scale, mask: AttentionMask(window: window.map { $0 - 1 })))
             }
         }
         return output(out)

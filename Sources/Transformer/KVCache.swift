@@ -12,8 +12,11 @@ public final class KVCache: @unchecked Sendable {
         public let valueWidth: Int
         public let keys: UnsafeMutablePointer<Float>
         public let values: UnsafeMutablePointer<Float>?
+        /// Positions each row array holds.
+        public let capacity: Int
 
         init(capacity: Int, keyWidth: Int, valueWidth: Int) {
+            self.capacity = capacity
             self.keyWidth = keyWidth
             self.valueWidth = valueWidth
             keys = .allocate(capacity: max(1, capacity * keyWidth))
@@ -25,15 +28,54 @@ public final class KVCache: @unchecked Sendable {
             values?.deallocate()
         }
 
-        /// Copies `rows` rows (row stride `stride` floats, `keyWidth` wide) into key positions `at..<at + rows`.
-        public func writeKeys(_ src: UnsafePointer<Float>, rows: Int, stride: Int, at position: Int) {
-            for r in 0..<rows { (keys + (position + r) * keyWidth).update(from: src + r * stride, count: keyWidth) }
+        /// The one way into the cache: fills positions `position..<position + count`. `fill(t, key, value)` writes
+        /// position `position + t`: `key` is its `keyWidth` floats, `value` its `valueWidth` floats (nil when the layer
+        /// keeps no separate values, as absorbed MLA's latent rows).
+        public func write(at position: Int, count: Int,
+                          _ fill: (_ t: Int, _ key: UnsafeMutableBufferPointer<Float>, _ value: UnsafeMutableBufferPointer<Float>?) -> Void) {
+            precondition(position >= 0 && count >= 0 && position + count <= capacity,
+                         "KV cache write of \(count) positions at \(position) outside the capacity \(capacity)")
+            for t in 0..<count {
+                let key = UnsafeMutableBufferPointer(start: keys + (position + t) * keyWidth, count: keyWidth)
+                let value = values.map { UnsafeMutableBufferPointer(start: $0 + (position + t) * valueWidth, count: valueWidth) }
+                fill(t, key, value)
+            }
         }
 
-        /// Copies value rows, like ``writeKeys(_:rows:stride:at:)``.
-        public func writeValues(_ src: UnsafePointer<Float>, rows: Int, stride: Int, at position: Int) {
-            guard let values else { preconditionFailure("this cache layer stores no separate values") }
-            for r in 0..<rows { (values + (position + r) * valueWidth).update(from: src + r * stride, count: valueWidth) }
+        /// Writes `count` positions from rows of a projection: keys from `key`, values from `value` (row stride
+        /// `stride` floats for both).
+        public func write(key: UnsafePointer<Float>, value: UnsafePointer<Float>, stride: Int, count: Int, at position: Int) {
+            write(at: position, count: count) { t, k, v in
+                k.baseAddress!.update(from: key + t * stride, count: keyWidth)
+                v!.baseAddress!.update(from: value + t * stride, count: valueWidth)
+            }
+        }
+
+        /// Attention of `queries` new tokens at positions `position..<position + queries` (already written) over the
+        /// cache's first `position + queries` positions — the one place a block builds the kernel's operands.
+        ///
+        /// Query row t, head h starts at `query + t·queryRowStride + h·headDim`; output is dense `[queries, heads,
+        /// valueDim]`. Key rows hold `kvHeads × headDim` floats; values come from the value rows (`kvHeads ×
+        /// valueDim`), or — for a layer without them — from the first `valueDim` floats of each key row (MQA over
+        /// MLA's latent). The mask is causal from `position` unless `options` says more.
+        public func attend(query: UnsafePointer<Float>, queryRowStride: Int, queries: Int, at position: Int,
+                           heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
+                           output: UnsafeMutablePointer<Float>, options: Attention.Options) {
+            precondition(kvHeads * headDim == keyWidth && (values == nil ? valueDim <= keyWidth && kvHeads == 1
+                                                                          : kvHeads * valueDim == valueWidth),
+                         "attention geometry does not match this cache layer's rows")
+            let g = Attention.Geometry(batch: 1, queries: queries, keys: position + queries, heads: heads,
+                                       kvHeads: kvHeads, headDim: headDim, valueDim: valueDim)
+            var ops = Attention.Operands(query: query, key: keys, value: values ?? keys, output: output, geometry: g)
+            ops.queryRowStride = queryRowStride
+            if values == nil {
+                ops.valueRowStride = keyWidth
+                ops.valueBatchStride = g.keys * keyWidth
+            }
+            var options = options
+            options.mask.causal = true
+            options.mask.queryOffset = position
+            Attention.flash(g, ops, options: options)
         }
     }
 

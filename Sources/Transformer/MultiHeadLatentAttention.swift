@@ -167,8 +167,6 @@ public struct MultiHeadLatentAttention: TokenMixer {
         return output(o)
     }
 
-    private func mask(_ p: Int) -> AttentionMask { AttentionMask(causal: true, queryOffset: p) }
-
     /// Expanded keys/values: ordinary MHA with D = dqk, Dv = dv. Returns `[n, H·dv]`.
     private func attendNaive(q: Tensor, latent c: Tensor, kPe: Tensor, cache: KVCache.Layer, position p: Int) -> Tensor {
         let n = q.shape[0]
@@ -177,24 +175,20 @@ public struct MultiHeadLatentAttention: TokenMixer {
         var out = Tensor(uninitializedShape: [n, H * dv])
         kv.withUnsafeBufferPointer { kvb in
             kPe.withUnsafeBufferPointer { peb in
-                let keys = cache.keys, values = cache.values!
-                for t in 0..<n {
+                cache.write(at: p, count: n) { t, kRow, vRow in
                     let src = kvb.baseAddress! + t * H * (dn + dv), pe = peb.baseAddress! + t * dr
-                    let kRow = keys + (p + t) * H * dqk, vRow = values + (p + t) * H * dv
                     for h in 0..<H {
-                        (kRow + h * dqk).update(from: src + h * (dn + dv), count: dn)
-                        (kRow + h * dqk + dn).update(from: pe, count: dr)
-                        (vRow + h * dv).update(from: src + h * (dn + dv) + dn, count: dv)
+                        (kRow.baseAddress! + h * dqk).update(from: src + h * (dn + dv), count: dn)
+                        (kRow.baseAddress! + h * dqk + dn).update(from: pe, count: dr)
+                        (vRow!.baseAddress! + h * dv).update(from: src + h * (dn + dv) + dn, count: dv)
                     }
                 }
             }
         }
-        let g = Attention.Geometry(batch: 1, queries: n, keys: p + n, heads: H, kvHeads: H, headDim: dqk, valueDim: dv)
         q.withUnsafeBufferPointer { qb in
             out.withUnsafeMutableBufferPointer { ob in
-                let ops = Attention.Operands(query: qb.baseAddress!, key: cache.keys, value: cache.values!,
-                                             output: ob.baseAddress!, geometry: g)
-                Attention.flash(g, ops, options: Attention.Options(scale: scale, mask: mask(p)))
+                cache.attend(query: qb.baseAddress!, queryRowStride: H * dqk, queries: n, at: p, heads: H, kvHeads: H,
+                             headDim: dqk, valueDim: dv, output: ob.baseAddress!, options: Attention.Options(scale: scale))
             }
         }
         return out
@@ -208,10 +202,9 @@ public struct MultiHeadLatentAttention: TokenMixer {
         // 1. Cache rows [c | k_pe].
         c.withUnsafeBufferPointer { cb in
             kPe.withUnsafeBufferPointer { peb in
-                for t in 0..<n {
-                    let dst = cache.keys + (p + t) * row
-                    dst.update(from: cb.baseAddress! + t * r, count: r)
-                    (dst + r).update(from: peb.baseAddress! + t * dr, count: dr)
+                cache.write(at: p, count: n) { t, dst, _ in
+                    dst.baseAddress!.update(from: cb.baseAddress! + t * r, count: r)
+                    (dst.baseAddress! + r).update(from: peb.baseAddress! + t * dr, count: dr)
                 }
             }
         }
@@ -232,15 +225,11 @@ public struct MultiHeadLatentAttention: TokenMixer {
             }
         }
         // 3. MQA: keys = cache rows, values = their first r floats (same pointer, key row stride).
-        let g = Attention.Geometry(batch: 1, queries: n, keys: p + n, heads: H, kvHeads: 1, headDim: row, valueDim: r)
         var latentOut = Tensor(uninitializedShape: [n, H * r])
         query.withUnsafeBufferPointer { Qb in
             latentOut.withUnsafeMutableBufferPointer { ob in
-                var ops = Attention.Operands(query: Qb.baseAddress!, key: cache.keys, value: cache.keys,
-                                             output: ob.baseAddress!, geometry: g)
-                ops.valueRowStride = row
-                ops.valueBatchStride = (p + n) * row
-                Attention.flash(g, ops, options: Attention.Options(scale: scale, mask: mask(p)))
+                cache.attend(query: Qb.baseAddress!, queryRowStride: H * row, queries: n, at: p, heads: H, kvHeads: 1,
+                             headDim: row, valueDim: r, output: ob.baseAddress!, options: Attention.Options(scale: scale))
             }
         }
         // 4. out[t, h] = o[t, h]·W_UV[h]ᵀ   [n, H, dv]
