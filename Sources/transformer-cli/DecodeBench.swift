@@ -13,10 +13,15 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Timed repetitions (best is reported).") var repeats = 3
     @Option(help: "Decoder layers of the synthetic models.") var layers = 8
     @Option(help: "Write the rows as JSON to this path.") var json: String?
+    @Option(help: "Thread counts to run, comma-separated (e.g. 1,2): every model at each count, with the scaling.")
+    var threads: String?
+    @Option(help: "Only the models whose name contains this text (e.g. MQA, MLA).") var only: String?
 
     func run() throws {
-        print("decode: random-weight models, \(layers) layers, hidden 512, \(Threading.workers) workers; best of \(repeats)")
-        var report = Report(columns: ["model", "context", "prefill_tps", "decode_tps", "recompute_tps", "cache_speedup", "kv_bytes_tok"])
+        let counts = try ThreadList.parse(threads)
+        print(CPU.summary)
+        print("decode: random-weight models, \(layers) layers, hidden 512; best of \(repeats)")
+        var report = Report(columns: ["threads", "model", "context", "prefill_tps", "decode_tps", "recompute_tps", "cache_speedup", "kv_bytes_tok"])
         print(report.header())
         let short = [128, 2048], long = [1024, 4096]
         let models: [(String, [String: Any], MultiHeadLatentAttention.Mode?, [Int])] = [
@@ -28,12 +33,19 @@ struct DecodeBench: ParsableCommand {
             ("deepseek MLA absorbed", deepSeek(), .absorbed, long),
             ("deepseek MLA naive", deepSeek(), .naive, long),
         ]
-        for (name, dict, mode, contexts) in models {
+        for (name, dict, mode, contexts) in models where only.map({ name.contains($0) }) ?? true {
             stderrPrint("[decode] \(name)")
             let model = try build(dict, mlaMode: mode)
-            for context in contexts { report.add(measure(name, model, context: context)) }
+            // Thread counts interleaved per context, so a slow spell of the machine hits every count alike.
+            for context in contexts {
+                for n in counts {
+                    Threading.workers = n
+                    report.add(measure(name, model, context: context))
+                }
+            }
         }
-        try report.write(json: json, benchmark: "decode", extra: ["workers": .int(Threading.workers), "layers": .int(layers)])
+        ThreadList.printScaling(report.rows, counts: counts, key: ["model", "context"], time: "decode_s")
+        try report.write(json: json, benchmark: "decode", extra: ["cpu": .string(CPU.summary), "layers": .int(layers)])
     }
 
     // MARK: Configs (HF field names)
@@ -100,7 +112,8 @@ struct DecodeBench: ParsableCommand {
         // Without a cache each new token recomputes the whole sequence: one forward over context + 1 tokens.
         let recompute = bestTime(repeats: max(1, repeats - 1)) { _ = try! model.logits(prompt + [1]) }
         let decodeTPS = Double(steps) / decode
-        return ["model": .string(name), "context": .int(context), "prefill_tps": .num(Double(context) / prefill, 1),
+        return ["threads": .int(Threading.workers), "model": .string(name), "context": .int(context),
+                "decode_s": .num(decode, 6), "prefill_tps": .num(Double(context) / prefill, 1),
                 "decode_tps": .num(decodeTPS, 1), "recompute_tps": .num(1 / recompute, 2),
                 "cache_speedup": .num(decodeTPS * recompute, 1), "kv_bytes_tok": .int(cache.bytesPerToken),
                 "params": .int(model.parameterCount)]

@@ -71,7 +71,10 @@ struct GenerateCommand: ParsableCommand {
         if chat && prompt == nil { throw ValidationError("--chat needs -p/--prompt") }
     }
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let opened = try OpenedModel.open(model)
         if let tokens {
             let lm = try opened.causalLM()
@@ -111,7 +114,10 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Context length (KV-cache positions).") var context = 2048
     @OptionGroup var sampling: SamplingOptions
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         guard let text = try OpenedModel.open(model).text else { throw ValidationError("\(model) has no tokenizer") }
         guard let template = text.chatTemplate else { throw ValidationError("\(model) has no supported chat template") }
         let cache = text.model.makeCache(capacity: min(context, text.model.maxPositions))

@@ -16,7 +16,11 @@ struct ModelBench: ParsableCommand {
     @Option(help: "Timed repetitions (best is reported).") var repeats = 3
     @Option(help: "Write the result as JSON to this path.") var json: String?
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
+        print(CPU.summary)
         let t0 = DispatchTime.now().uptimeNanoseconds
         let lm = try OpenedModel.open(model).causalLM()
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9

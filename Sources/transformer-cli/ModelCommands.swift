@@ -22,7 +22,10 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(help: "Output .safetensors path.") var output: String
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let ids = try parseTokens(tokens)
         let logits: Tensor
         switch try OpenedModel.open(model).model {
@@ -40,8 +43,12 @@ struct InfoCommand: ParsableCommand {
 
     @Option(help: "Model directory (config.json + safetensors) or GGUF file.") var model: String
 
+    @OptionGroup var threading: ThreadsOption
+
     func run() throws {
+        try threading.apply()
         let opened = try OpenedModel.open(model)
+        print("machine:             \(CPU.summary)")
         switch opened.model {
         case .causalLM(let m):
             let cache = m.makeCache(capacity: 1)
