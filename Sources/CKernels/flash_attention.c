@@ -4,7 +4,7 @@
 //
 // Per call (R query rows, n keys, head dims D and Dv):
 //     pack Kᵀ once into 16-key panels [panel][D][16] (zero-padded)      reused by every row block of the call
-//     for each block of 8 query rows:
+//     for each block of 8 query rows (6 on AVX2):
 //         S = Q·Kᵀ                      8 × n, register-blocked (8 rows × 32 keys of accumulators), kept in L1
 //         score: soft-cap, mask (−inf / 0), then softmax (online: m, l, rescale α) or sigmoid σ(s + b)
 //         O = α·O + P·V                 8 × Dv, register-blocked (8 rows × 32 columns), V read in place
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define PANEL 16   // keys per packed panel
-#define ROWS 8     // query rows per register block
+#define ROWS 8     // query rows per register block (AVX-512, portable; AVX2 uses 6)
 
 static inline ptrdiff_t padded_keys(ptrdiff_t n) { return (n + PANEL - 1) / PANEL * PANEL; }
 
@@ -183,7 +183,7 @@ AVX512 static void pv512(int rb, const float *p, ptrdiff_t lds, ptrdiff_t n, con
     }
 }
 
-// ---- AVX2 (4-row register blocks: 16 ymm registers) -------------------------------------------------------------
+// ---- AVX2 (6-row register blocks: 12 of the 16 ymm registers accumulate) -------------------------------------------------------------
 #define QK256(RB)                                                                                                      \
     AVX2 static void qk256_##RB(const float *q, ptrdiff_t ldq, const float *kp, ptrdiff_t np, ptrdiff_t d, float *s,   \
                                  ptrdiff_t lds, float scale) {                                                         \
@@ -254,35 +254,29 @@ AVX512 static void pv512(int rb, const float *p, ptrdiff_t lds, ptrdiff_t n, con
         }                                                                                                              \
     }
 
-QK256(1) QK256(2) QK256(3) QK256(4)
-PV256(1) PV256(2) PV256(3) PV256(4)
+QK256(1) QK256(2) QK256(3) QK256(4) QK256(5) QK256(6)
+PV256(1) PV256(2) PV256(3) PV256(4) PV256(5) PV256(6)
 
 AVX2 static void qk256(int rb, const float *q, ptrdiff_t ldq, const float *kp, ptrdiff_t np, ptrdiff_t d, float *s,
                        ptrdiff_t lds, float scale) {
-    for (int r0 = 0; r0 < rb; r0 += 4) {
-        int n = rb - r0 < 4 ? rb - r0 : 4;
-        const float *qq = q + r0 * ldq;
-        float *ss = s + r0 * lds;
-        switch (n) {
-        case 1: qk256_1(qq, ldq, kp, np, d, ss, lds, scale); break;
-        case 2: qk256_2(qq, ldq, kp, np, d, ss, lds, scale); break;
-        case 3: qk256_3(qq, ldq, kp, np, d, ss, lds, scale); break;
-        default: qk256_4(qq, ldq, kp, np, d, ss, lds, scale); break;
-        }
+    switch (rb) {
+    case 1: qk256_1(q, ldq, kp, np, d, s, lds, scale); break;
+    case 2: qk256_2(q, ldq, kp, np, d, s, lds, scale); break;
+    case 3: qk256_3(q, ldq, kp, np, d, s, lds, scale); break;
+    case 4: qk256_4(q, ldq, kp, np, d, s, lds, scale); break;
+    case 5: qk256_5(q, ldq, kp, np, d, s, lds, scale); break;
+    default: qk256_6(q, ldq, kp, np, d, s, lds, scale); break;
     }
 }
 AVX2 static void pv256(int rb, const float *p, ptrdiff_t lds, ptrdiff_t n, const float *v, ptrdiff_t ldv, ptrdiff_t dv,
                        const float *alpha, float *o) {
-    for (int r0 = 0; r0 < rb; r0 += 4) {
-        int k = rb - r0 < 4 ? rb - r0 : 4;
-        const float *pp = p + r0 * lds;
-        float *oo = o + r0 * dv;
-        switch (k) {
-        case 1: pv256_1(pp, lds, n, v, ldv, dv, alpha + r0, oo); break;
-        case 2: pv256_2(pp, lds, n, v, ldv, dv, alpha + r0, oo); break;
-        case 3: pv256_3(pp, lds, n, v, ldv, dv, alpha + r0, oo); break;
-        default: pv256_4(pp, lds, n, v, ldv, dv, alpha + r0, oo); break;
-        }
+    switch (rb) {
+    case 1: pv256_1(p, lds, n, v, ldv, dv, alpha, o); break;
+    case 2: pv256_2(p, lds, n, v, ldv, dv, alpha, o); break;
+    case 3: pv256_3(p, lds, n, v, ldv, dv, alpha, o); break;
+    case 4: pv256_4(p, lds, n, v, ldv, dv, alpha, o); break;
+    case 5: pv256_5(p, lds, n, v, ldv, dv, alpha, o); break;
+    default: pv256_6(p, lds, n, v, ldv, dv, alpha, o); break;
     }
 }
 #endif
@@ -313,8 +307,9 @@ void ck_flash_tile(const ck_flash_tile_args *a) {
     float *kp = a->scratch, *s = kp + np * d;
     pack_kt(a->k, a->ldk, n, d, kp);
     const float masked = a->sigmoid ? 0.0f : -INFINITY;
-    for (int r0 = 0; r0 < a->rows; r0 += ROWS) {
-        const int rb = a->rows - r0 < ROWS ? a->rows - r0 : ROWS;
+    const int block = path == CK_PATH_AVX2 ? 6 : ROWS;  // register-block rows of the path
+    for (int r0 = 0; r0 < a->rows; r0 += block) {
+        const int rb = a->rows - r0 < block ? a->rows - r0 : block;
         qk(path, rb, a->q + r0 * a->ldq, a->ldq, kp, np, d, s, np, a->scale);
         float alpha[ROWS];
         int any = 0;
