@@ -103,7 +103,8 @@ final class SgemmTests: XCTestCase {
         }
     }
 
-    /// A product past the M cache block (our kernel packs A in blocks of up to 336 rows) and beta = 0 / beta ≠ 0.
+    /// Products past the M and K cache blocks (A packed in blocks of up to 224 rows × 512 deep) and with B too large
+    /// to be read in place, with beta = 0 and beta ≠ 0.
     func testOwnKernelPastTheCacheBlocksOnEveryPath() {
         for path in CPU.supportedKernelPaths {
             CPU.withKernelPath(path) {
@@ -112,6 +113,11 @@ final class SgemmTests: XCTestCase {
                           "path \(path) large M")
                     check(transA: true, transB: false, m: 345, n: 19, k: 520, alpha: 1, beta: -1, pad: 0, seed: 102,
                           "path \(path) large M and K")
+                    // B too large to read in place (k·n > 64 Ki floats): packed B panels, plain and transposed A.
+                    check(transA: false, transB: false, m: 40, n: 300, k: 230, alpha: 1, beta: 0, pad: 5, seed: 103,
+                          "path \(path) packed B")
+                    check(transA: true, transB: false, m: 31, n: 290, k: 240, alpha: -1, beta: 0.5, pad: 0, seed: 104,
+                          "path \(path) packed B, Aᵀ")
                 }
             }
         }
