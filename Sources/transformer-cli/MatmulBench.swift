@@ -82,7 +82,7 @@ struct MatmulBench: ParsableCommand {
         commandName: "matmul",
         abstract: "GFLOP/s of Tensor.matmul (routed), our kernel, raw cblas_sgemm, and the best OpenBLAS table.")
 
-    @Option(help: "Square sizes to measure.") var sizes: [Int] = [64, 128, 256, 512, 1024, 2048]
+    @Option(parsing: .upToNextOption, help: "Square sizes to measure.") var sizes: [Int] = [64, 128, 256, 512, 1024, 2048]
     @Option(help: "Thread counts, comma-separated (engine workers and OpenBLAS threads alike).")
     var threads: String = "2"
     @Option(help: "Rounds over all columns (best of all rounds is reported).") var rounds = 2
@@ -90,6 +90,8 @@ struct MatmulBench: ParsableCommand {
             help: "OpenBLAS core for the 'best' column (default: the best table this CPU supports; 'none' skips it).")
     var baselineCore: String?
     @Flag(help: "Only the GEMM table (skip the batched and GEMV rows).") var gemmOnly = false
+    @Flag(inversion: .prefixedNo, help: "Include the LLM shapes 512×576×1536, 512×1536×576 and 1×576×49152.")
+    var llmShapes = true
     @Option(help: "Write the rows as JSON to this path.") var json: String?
 
     static let llmShapes = [GemmCase(m: 512, k: 576, n: 1536, transB: true), GemmCase(m: 512, k: 1536, n: 576, transB: true),
@@ -115,7 +117,7 @@ struct MatmulBench: ParsableCommand {
                                       "ours/blas", "ours/best", "route", "best_err"])
         report.widths = ["case": 22, "threads": 7, "route": 5, "best_err": 8]
         print(report.header())
-        let cases = sizes.map { GemmCase(m: $0, k: $0, n: $0, transB: false) } + Self.llmShapes
+        let cases = sizes.map { GemmCase(m: $0, k: $0, n: $0, transB: false) } + (llmShapes ? Self.llmShapes : [])
         var oursByThreads: [String: [Int: Double]] = [:]
         for t in threadCounts {
             Threading.workers = t

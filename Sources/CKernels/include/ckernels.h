@@ -67,3 +67,10 @@ int ck_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, floa
 /// Columns (NR) and rows (MR) of the register tile of the current kernel path: split C on multiples of these.
 int ck_sgemm_block_width(void);
 int ck_sgemm_block_height(void);
+
+// OpenBLAS core switch (openblas_core.c).
+/// When OPENBLAS_CORETYPE is not set and a DYNAMIC_ARCH OpenBLAS fell back to a generic kernel table, switches it to
+/// the best table the CPU supports that passes an sgemm self-check. Returns 1 when switched, 0 when nothing needed
+/// doing (or OpenBLAS is not DYNAMIC_ARCH), -1 when it tried and kept the generic table; `message` (may be NULL) gets
+/// one line saying what was done (empty when 0). Call once, before other threads use OpenBLAS.
+int ck_openblas_adopt_best_core(char *message, size_t capacity);
