@@ -53,8 +53,25 @@ public enum CPU {
         return "unknown"
     }
 
-    /// The OpenBLAS kernel table in use (`openblas_get_corename`, e.g. "Haswell", "Prescott").
-    public static var blasCore: String { String(cString: openblas_get_corename()) }
+    /// The OpenBLAS kernel table in use (`openblas_get_corename`, e.g. "Haswell", "Prescott"), after the core switch.
+    public static var blasCore: String {
+        Threading.ensureBLASPolicy()
+        return String(cString: openblas_get_corename())
+    }
+
+    /// What the OpenBLAS core switch did (`Sources/CKernels/openblas_core.c`), or nil when nothing needed doing: when
+    /// `OPENBLAS_CORETYPE` is not set and OpenBLAS fell back to a generic table (Prescott, Nehalem, Barcelona…) on a
+    /// CPU it does not know, the best table the CPU supports is adopted after an sgemm self-check; a set
+    /// `OPENBLAS_CORETYPE` is never overridden (`TRANSFORMER_OPENBLAS_SWITCH=0` turns the switch off). Runs once, on
+    /// first BLAS use, and prints its line on stderr.
+    public static let blasCoreSwitch: String? = {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let result = ck_openblas_adopt_best_core(&buffer, buffer.count)
+        let line = String(cString: buffer)
+        guard result != 0, !line.isEmpty else { return nil }
+        FileHandle.standardError.write(("transformer: " + line + "\n").data(using: .utf8)!)
+        return line
+    }()
 
     /// One line for benchmark headers and `info`: CPU, features, our kernel path, OpenBLAS core, threads.
     public static var summary: String {

@@ -1,13 +1,97 @@
 import CBLAS
 import CKernels
+import Foundation
 
-/// Thin, typed access to `cblas_sgemm` under the engine's threading policy (see ``Threading``).
+/// Single-precision GEMM under the engine's threading policy (see ``Threading``), on the engine's own packed
+/// micro-kernels (`Sources/CKernels/sgemm.c`) or on OpenBLAS, whichever wins for the shape on this CPU.
+///
+/// ## Which backend multiplies (the one place that decides: ``usesOwnKernel(m:n:k:transA:transB:)``)
+/// OpenBLAS 0.3.21 (`DYNAMIC_ARCH`) picks its kernel table by CPU model at load time. On CPUs it does not know it
+/// falls back to a generic core (a 2024 Xeon gets "Prescott", SSE3: 64 GFLOP/s at n = 1024 on 2 threads where its
+/// Cooperlake table reaches 280), and on AMD Zen 4/5 the environment forces its Haswell (AVX2) table because the old
+/// AVX-512 tables computed wrong results there. The rule compares what each side would run, one thread each (the
+/// engine splits a product into panels and runs each panel single-threaded on either backend). Measured on the
+/// project's AMD EPYC Zen 5 (2 cores, AVX-512), single-thread GFLOP/s, best of 30–400 runs, ours / OpenBLAS core:
+///
+/// | kernel path | OpenBLAS core | rule | measured |
+/// |---|---|---|---|
+/// | avx512 | generic (Prescott…) | ours | 2–5× (Prescott ≈ 45 GFLOP/s at every size; ours 150–235) |
+/// | avx512 | Haswell / Zen (AVX2) | ours | n = 64…2048: 1.3–2.2× (ours 150–235, Haswell 100–125); A·Bᵀ with 4–16 rows and k = 576: 1.8–3.9× |
+/// | avx512 | SkylakeX / Cooperlake | OpenBLAS, except A·Bᵀ with m ≤ 16 (ours) | n ≥ 256: 0.86–1.03×; n = 64: 0.72×; m ≤ 16: 1.1–2.7× |
+/// | avx2 | generic | ours | 2.1–2.5× Prescott |
+/// | avx2 | Haswell / Zen / AVX-512 | OpenBLAS | ours 0.61–0.95× Haswell |
+/// | portable | any | OpenBLAS | ours 0.3–0.5× even of Prescott |
+///
+/// (The AVX-512 column against SkylakeX/Cooperlake was measured with `OPENBLAS_CORETYPE` set in a child process, as
+/// `transformer-cli bench matmul` does for its `best` column; those tables compute correctly on this Zen 5, sampled
+/// error ≤ 1e-7 relative.)
+///
+/// `TRANSFORMER_GEMM=own|blas` (or ``backend``) forces one backend for every product, the m = 1 matrix-vector
+/// cases included, for tests and benchmarks; `auto` (the default) applies the rule.
 public enum GEMM {
+    /// The implementation that runs a product.
+    public enum Backend: String, Sendable, CaseIterable, CustomStringConvertible {
+        /// The measured rule of ``usesOwnKernel(m:n:k:transA:transB:)``.
+        case auto
+        /// The engine's C kernels for every product (`ck_sgemm`, `ck_gemv`).
+        case own
+        /// OpenBLAS for every product (`cblas_sgemm`, `cblas_sgemv`).
+        case blas
+        public var description: String { rawValue }
+    }
+
+    /// The backend in force: `TRANSFORMER_GEMM=auto|own|blas` at start-up (anything else means `auto`), or assigned
+    /// (set it before starting work, as with ``Threading/workers``).
+    public static var backend: Backend {
+        get { _backend }
+        set { _backend = newValue }
+    }
+
+    nonisolated(unsafe) private static var _backend: Backend = {
+        ProcessInfo.processInfo.environment["TRANSFORMER_GEMM"].flatMap { Backend(rawValue: $0.lowercased()) } ?? .auto
+    }()
+
+    /// Runs `body` with ``backend`` set to `backend`, then restores the previous one.
+    public static func withBackend<R>(_ backend: Backend, _ body: () throws -> R) rethrows -> R {
+        let saved = _backend
+        _backend = backend
+        defer { _backend = saved }
+        return try body()
+    }
+
+    /// How the OpenBLAS kernel table in use compares with what the engine's own kernels can do.
+    enum BLASCoreClass { case avx512, avx2, generic }
+
+    /// The class of OpenBLAS's core (`openblas_get_corename`), read once: AVX-512 tables, AVX2 tables, or a generic
+    /// one (Prescott, Nehalem, Core2, Sandybridge, Atom, Katmai, Barcelona, Bulldozer…: SSE or AVX1 kernels).
+    static let blasCoreClass: BLASCoreClass = {
+        switch CPU.blasCore.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return .avx512
+        case "haswell", "zen": return .avx2
+        default: return .generic
+        }
+    }()
+
+    /// True when ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` runs this shape on the engine's own
+    /// kernel (`ck_sgemm`) under the current ``backend`` and ``CPU/kernelPath``; false for OpenBLAS.
+    public static func usesOwnKernel(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) -> Bool {
+        switch _backend {
+        case .own: return true
+        case .blas: return false
+        case .auto:
+            switch (CPU.kernelPath, blasCoreClass) {
+            case (.avx512, .generic), (.avx512, .avx2): return true
+            case (.avx512, .avx512): return transB && !transA && m <= 16  // the unpacked few-row A·Bᵀ kernel
+            case (.avx2, .generic): return true
+            case (.avx2, _), (.portable, _): return false
+            }
+        }
+    }
+
     /// C[M×N] = alpha · op(A)·op(B) + beta · C, row-major, on the calling thread (OpenBLAS single-threaded).
     ///
     /// `lda`, `ldb`, `ldc` are row strides in elements, so sub-blocks of larger matrices (one head of a
-    /// `[tokens, heads, dim]` tensor, a tile of K) multiply in place without copies.
-    @inlinable
+    /// `[tokens, heads, dim]` tensor, a tile of K) multiply in place without copies. beta = 0 never reads C.
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -15,13 +99,18 @@ public enum GEMM {
     ) {
         Threading.ensureBLASPolicy()
         guard m > 0, n > 0 else { return }
-        if k == 0 {  // OpenBLAS handles this, but be explicit: C = beta·C
+        if k == 0 {  // C = beta·C, explicitly (beta = 0 must not read C)
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        if m == 1 && !transA && transB && alpha == 1 {
+        let backend = _backend
+        if m == 1 && !transA && transB && alpha == 1 && backend != .blas {
             // One row against [n, k] weights (a decode step's Linear): the engine's streaming GEMV kernel.
             ck_gemv(b, ldb, a, k, c, n, beta)
+            return
+        }
+        if usesOwnKernel(m: m, n: n, k: k, transA: transA, transB: transB),
+           ck_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
             return
         }
         if m == 1 && !transA {
@@ -53,10 +142,13 @@ public enum GEMM {
                   beta: beta, c: c, ldc: ldc)
             return
         }
-        // Split the longer side of C into `workers` panels, each a multiple of 16 (the sgemm micro-tile width).
+        // Split the longer side of C into `workers` panels, each a multiple of the micro-tile (16 for OpenBLAS; our
+        // kernel's register block otherwise, so only the last panel has an edge).
         let splitColumns = n >= m
         let extent = splitColumns ? n : m
-        let panel = ((extent + workers - 1) / workers + 15) / 16 * 16
+        let own = usesOwnKernel(m: m, n: n, k: k, transA: transA, transB: transB)
+        let unit = !own ? 16 : splitColumns ? Int(ck_sgemm_block_width()) : Int(ck_sgemm_block_height())
+        let panel = ((extent + workers - 1) / workers + unit - 1) / unit * unit
         let panels = (extent + panel - 1) / panel
         parallelFor(panels) { p in
             let start = p * panel

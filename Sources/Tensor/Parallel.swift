@@ -31,6 +31,7 @@ public enum Threading {
     @usableFromInline
     static let blasPolicyApplied: Bool = {
         openblas_set_num_threads(1)
+        _ = CPU.blasCoreSwitch  // a generic OpenBLAS core is replaced before first use (see CPU.blasCoreSwitch)
         return true
     }()
 

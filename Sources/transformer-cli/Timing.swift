@@ -18,6 +18,8 @@ func bestTime(repeats: Int, _ body: () -> Void) -> Double {
 struct Report {
     var columns: [String]
     var rows: [[String: JSONValue]] = []
+    /// Minimum printed width per column (default 12, or the column name's length).
+    var widths: [String: Int] = [:]
 
     mutating func add(_ row: [String: JSONValue]) {
         rows.append(row)
@@ -26,13 +28,15 @@ struct Report {
     }
 
     func header() -> String {
-        columns.map { $0.padding(toLength: max(12, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ")
+        columns.map { $0.padding(toLength: width($0), withPad: " ", startingAt: 0) }.joined(separator: " ")
     }
 
     func rowString(_ row: [String: JSONValue]) -> String {
-        columns.map { c in (row[c]?.display ?? "-").padding(toLength: max(12, c.count), withPad: " ", startingAt: 0) }
+        columns.map { c in (row[c]?.display ?? "-").padding(toLength: width(c), withPad: " ", startingAt: 0) }
             .joined(separator: " ")
     }
+
+    func width(_ column: String) -> Int { max(widths[column] ?? 12, column.count) }
 
     func write(json path: String?, benchmark: String, extra: [String: JSONValue] = [:]) throws {
         guard let path else { return }

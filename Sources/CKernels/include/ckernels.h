@@ -79,3 +79,20 @@ int ck_kernel_path(void);
 int ck_set_kernel_path(int path);
 /// "avx512", "avx2" or "portable".
 const char *ck_kernel_path_name(int path);
+
+// Packed sgemm (sgemm.c): the engine's own GEMM micro-kernels, dispatched on ck_kernel_path().
+/// Row-major C[m×n] = alpha·op(A)·op(B) + beta·C on the calling thread; op(A) is A[m×k] (transA = 0) or the transpose
+/// of A[k×m], op(B) is B[k×n] or the transpose of B[n×k]; lda, ldb, ldc are row strides in floats. beta == 0 never
+/// reads C. Returns 0, or -1 when the packing buffer could not be allocated (C untouched).
+int ck_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
+             ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+/// Columns (NR) and rows (MR) of the register tile of the current kernel path: split C on multiples of these.
+int ck_sgemm_block_width(void);
+int ck_sgemm_block_height(void);
+
+// OpenBLAS core switch (openblas_core.c).
+/// When OPENBLAS_CORETYPE is not set and a DYNAMIC_ARCH OpenBLAS fell back to a generic kernel table, switches it to
+/// the best table the CPU supports that passes an sgemm self-check. Returns 1 when switched, 0 when nothing needed
+/// doing (or OpenBLAS is not DYNAMIC_ARCH), -1 when it tried and kept the generic table; `message` (may be NULL) gets
+/// one line saying what was done (empty when 0). Call once, before other threads use OpenBLAS.
+int ck_openblas_adopt_best_core(char *message, size_t capacity);
