@@ -88,7 +88,8 @@ public struct Weights: Sendable {
 /// builds the architecture its `model_type` names.
 public enum ModelLoader {
     /// `model_type` values this loader builds.
-    public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer"]
+    public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer", "qwen2", "qwen3",
+                                        "qwen3_moe", "gemma2", "phi3", "bert"]
 
     /// A loaded model: a causal LM or a sequence classifier.
     public enum LoadedModel: Sendable {
@@ -113,6 +114,10 @@ public enum ModelLoader {
         switch config.modelType {
         case "llama", "mistral": return .causalLM(try Llama.build(config: config, weights: weights))
         case "mixtral": return .causalLM(try Mixtral.build(config: config, weights: weights))
+        case "qwen2": return .causalLM(try Qwen2.build(config: config, weights: weights))
+        case "qwen3", "qwen3_moe": return .causalLM(try Qwen3.build(config: config, weights: weights))
+        case "gemma2": return .causalLM(try Gemma2.build(config: config, weights: weights))
+        case "phi3": return .causalLM(try Phi3.build(config: config, weights: weights))
         case "deepseek_v3": return .causalLM(try DeepSeekV3.build(config: config, weights: weights))
         case "roformer": return .sequenceClassifier(try RoFormerForSequenceClassification.build(config: config, weights: weights))
         default: throw ModelError.unsupportedModelType(config.modelType)

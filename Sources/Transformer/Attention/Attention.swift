@@ -24,11 +24,15 @@ public enum Attention {
         public var scale: Float?
         public var mask: AttentionMask
         public var score: ScoreFunction
+        /// Score soft-capping (Gemma 2 `attn_logit_softcapping`): after scaling, `s ← cap·tanh(s / cap)`,
+        /// before the mask and the score function. nil: no capping.
+        public var softcap: Float?
 
-        public init(scale: Float? = nil, mask: AttentionMask = .none, score: ScoreFunction = .softmax) {
+        public init(scale: Float? = nil, mask: AttentionMask = .none, score: ScoreFunction = .softmax, softcap: Float? = nil) {
             self.scale = scale
             self.mask = mask
             self.score = score
+            self.softcap = softcap
         }
     }
 
@@ -99,11 +103,18 @@ public enum Attention {
                          "attention: keyLengths must have one non-negative entry per batch (\(g.batch)), got \(lengths)")
         }
         if let w = options.mask.window { precondition(w >= 0, "attention: window must be ≥ 0, got \(w)") }
+        if let cap = options.softcap { precondition(cap > 0 && cap.isFinite, "attention: softcap must be positive, got \(cap)") }
         precondition(options.mask.queryOffset >= 0, "attention: queryOffset must be ≥ 0")
     }
 
     static func resolvedScale(_ g: Geometry, _ options: Options) -> Float {
         options.scale ?? 1 / Float(g.headDim).squareRoot()
+    }
+
+    /// Soft-caps `count` scaled scores in place: `s ← cap·tanh(s / cap)` (see ``Options/softcap``).
+    static func softcap(_ s: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        let inv = 1 / cap
+        for i in 0..<count { s[i] = cap * Foundation.tanh(s[i] * inv) }
     }
 
     static func sigmoidBias(_ g: Geometry, _ score: ScoreFunction) -> Float {

@@ -94,6 +94,8 @@ public enum FlashAttention {
                 let n = j1 - j0
                 GEMM.sgemm(transA: false, transB: true, m: rows, n: n, k: D, alpha: scale, a: qs, lda: D,
                            b: kBase + j0 * ops.keyRowStride, ldb: ops.keyRowStride, c: s, ldc: n)
+                // Score soft-capping hook (Gemma 2): s ← cap·tanh(s/cap), right where the scores are scaled.
+                if let cap = options.softcap { Attention.softcap(s, count: rows * n, cap: cap) }
                 for r in 0..<rows {
                     let row = s + r * n
                     if isSigmoid { VectorMath.sigmoid(row, count: n, bias: bias) }

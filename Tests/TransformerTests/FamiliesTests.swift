@@ -1,0 +1,83 @@
+import Foundation
+import XCTest
+@testable import Transformer
+
+/// Qwen2, Qwen3 (+ MoE), Gemma 2, Phi-3 and BERT against Hugging Face transformers: tiny random checkpoints written
+/// by `scripts/fixtures/families.py` (`save_pretrained`), with HF's outputs computed in float64 from the same
+/// float32 weights.
+///
+/// Tolerances: logits |ours − HF| ≤ 1e-4 · max|HF| + 1e-5; greedy continuations identical to HF `generate`;
+/// cached decode vs full recompute ≤ 1e-5 · max|logits|; BERT hidden states / embeddings ≤ 1e-4 · max|HF| + 1e-5.
+final class FamiliesTests: XCTestCase {
+    static let root = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("families")
+
+    func assertClose(_ ours: Tensor, _ ref: Tensor, rel: Float = 1e-4, _ label: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(ours.shape, ref.shape, "\(label): shape", file: file, line: line)
+        guard ours.shape == ref.shape else { return }
+        let scale = ref.withUnsafeBufferPointer { $0.map(abs).max() ?? 1 }
+        let diff = ours.maxAbsDifference(ref)
+        XCTAssertLessThanOrEqual(diff, rel * scale + 1e-5, "\(label): max |diff| \(diff), max |ref| \(scale)", file: file, line: line)
+    }
+
+    /// Logits, cached decode and greedy continuation of `name` against `reference` in its folder.
+    func checkCausalLM(_ name: String, reference: String = "reference.safetensors", architecture: String? = nil,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let dir = Self.root.appendingPathComponent(name)
+        let model = try ModelLoader.loadCausalLM(directory: dir)
+        if let architecture { XCTAssertEqual(model.architecture, architecture, file: file, line: line) }
+        let ref = try SafeTensorsFile(url: dir.appendingPathComponent(reference))
+        let ids = try ref.integers("input_ids")
+        // 1. Full forward pass against HF's float64 logits.
+        let logits = try model.logits(ids)
+        assertClose(logits, try ref.tensor("logits"), "\(name) logits", file: file, line: line)
+        // 2. Cached decode: prefill `cache_split` tokens, then one at a time; every row must match the full pass.
+        let split = try ref.integers("cache_split")[0]
+        let cache = model.makeCache(capacity: ids.count)
+        var rows = [try model.forward(Array(ids[..<split]), cache: cache)]
+        for t in ids[split...] { rows.append(try model.forward([t], cache: cache)) }
+        let scale = logits.withUnsafeBufferPointer { $0.map(abs).max() ?? 1 }
+        XCTAssertLessThanOrEqual(Tensor.concatenate(rows, axis: 0).maxAbsDifference(logits), 1e-5 * scale,
+                                 "\(name): cached vs recomputed", file: file, line: line)
+        // 3. Greedy continuation identical to HF generate(do_sample=False).
+        let greedy = try ref.integers("greedy_ids")
+        let out = try model.generate(prompt: ids, options: GenerationOptions(maxNewTokens: greedy.count))
+        XCTAssertEqual(out.tokens, greedy, "\(name): greedy continuation", file: file, line: line)
+    }
+
+    func testQwen2() throws { try checkCausalLM("qwen2", architecture: "qwen2") }
+    func testQwen2TiedSlidingWindow() throws { try checkCausalLM("qwen2_tied") }
+    func testQwen3() throws { try checkCausalLM("qwen3", architecture: "qwen3") }
+    func testQwen3MoE() throws { try checkCausalLM("qwen3_moe", architecture: "qwen3_moe") }
+    func testGemma2() throws { try checkCausalLM("gemma2", architecture: "gemma2") }
+    func testPhi3LongRoPEShort() throws { try checkCausalLM("phi3", architecture: "phi3") }
+    func testPhi3LongRoPELong() throws { try checkCausalLM("phi3", reference: "reference_long.safetensors") }
+
+    /// The per-layer windows and norms the loaders derive from the configs.
+    func testDerivedStructure() throws {
+        let gemma = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("gemma2")) as? DecoderModel)
+        let windows = gemma.layers.map { ($0.attention as? GroupedQueryAttention)?.window }
+        XCTAssertEqual(windows, [4, nil, 4], "Gemma 2: even layers slide (HF layer_types)")
+        XCTAssertEqual(gemma.embeddingScale, Float(Double(32).squareRoot()))
+        let qwen = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("qwen2_tied")) as? DecoderModel)
+        XCTAssertEqual(qwen.layers.map { ($0.attention as? GroupedQueryAttention)?.window }, [nil, 4],
+                       "Qwen2: layers from max_window_layers on slide")
+        XCTAssertTrue(qwen.lmHead.weight.sharesStorage(with: qwen.embedding))
+    }
+
+    func testPhi3BadLongRoPEConfigThrows() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("phi3-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = Self.root.appendingPathComponent("phi3")
+        try FileManager.default.copyItem(at: src.appendingPathComponent("model.safetensors"), to: dir.appendingPathComponent("model.safetensors"))
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: src.appendingPathComponent("config.json"))) as! [String: Any]
+        var rope = config["rope_parameters"] as! [String: Any]
+        rope["short_factor"] = [1.0, 2.0]
+        config["rope_parameters"] = rope
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try ModelLoader.load(directory: dir)) { error in
+            XCTAssertTrue("\(error)".contains("short_factor"), "\(error)")
+        }
+    }
+}
