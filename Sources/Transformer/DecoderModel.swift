@@ -103,7 +103,9 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// Applies ``logitSoftcap`` (if any) to logits.
     func capped(_ logits: Tensor) -> Tensor {
         guard let cap = logitSoftcap else { return logits }
-        return logits.map { cap * Foundation.tanh($0 / cap) }
+        var out = logits
+        out.withUnsafeMutableBufferPointer { Attention.softcap($0.baseAddress!, count: $0.count, cap: cap) }
+        return out
     }
 
     /// Like ``forward(_:cache:)`` but projects only the last position onto the vocabulary: what generation needs,

@@ -81,6 +81,23 @@ final class FamiliesTests: XCTestCase {
         }
     }
 
+    /// The attention kernel's soft-cap option (flash and the materialised reference) against PyTorch float64:
+    /// causal and sliding-window masks, GQA 4/2, tolerance 1e-5 · max|ref| + 1e-6.
+    func testSoftcapAttentionFlashAndReference() throws {
+        let ref = try SafeTensorsFile(url: Self.root.appendingPathComponent("softcap_attention.safetensors"))
+        let (q, k, v) = (try ref.tensor("q"), try ref.tensor("k"), try ref.tensor("v"))
+        for (name, mask) in [("out_causal", AttentionMask(causal: true)), ("out_window", AttentionMask(causal: true, window: 9 - 1))] {
+            let expected = try ref.tensor(name)
+            let options = Attention.Options(scale: 0.5, mask: mask, softcap: 2)
+            let tol = 1e-5 * expected.withUnsafeBufferPointer { $0.map(abs).max()! } + 1e-6
+            XCTAssertLessThanOrEqual(Attention.flash(query: q, key: k, value: v, options: options).maxAbsDifference(expected), tol, "flash \(name)")
+            XCTAssertLessThanOrEqual(Attention.reference(query: q, key: k, value: v, options: options).maxAbsDifference(expected), tol, "reference \(name)")
+            // Without the cap the result is different (the fixture's scores reach past the cap).
+            let uncapped = Attention.flash(query: q, key: k, value: v, options: Attention.Options(scale: 0.5, mask: mask))
+            XCTAssertGreaterThan(uncapped.maxAbsDifference(expected), 100 * tol, "\(name): cap has no effect")
+        }
+    }
+
     // MARK: BERT
 
     func testBertModel() throws {
