@@ -1,3 +1,5 @@
+import Foundation
+
 /// The part of a decoder layer that mixes information across positions (self-attention) and owns a cache layer.
 public protocol TokenMixer: Sendable {
     /// Floats per position this mixer keeps in its ``KVCache/Layer`` (keys, values).
@@ -16,28 +18,41 @@ public protocol FeedForward: Sendable {
 extension SwiGLU: FeedForward {}
 
 /// One pre-norm decoder layer: `x += mix(norm₁(x)); x += ffn(norm₂(x))`.
+///
+/// Gemma 2 also normalises each branch's output before the residual add ("sandwich" norms):
+/// `x += postNorm₁(mix(norm₁(x))); x += postNorm₂(ffn(norm₂(x)))`.
 public struct DecoderLayer: Sendable {
     public let attentionNorm: RMSNorm
     public let attention: any TokenMixer
     public let feedForwardNorm: RMSNorm
     public let feedForward: any FeedForward
+    /// Norm of the attention output before the residual add (Gemma 2 `post_attention_layernorm`).
+    public let postAttentionNorm: RMSNorm?
+    /// Norm of the feed-forward output before the residual add (Gemma 2 `post_feedforward_layernorm`).
+    public let postFeedForwardNorm: RMSNorm?
 
-    public init(attentionNorm: RMSNorm, attention: any TokenMixer, feedForwardNorm: RMSNorm, feedForward: any FeedForward) {
+    public init(attentionNorm: RMSNorm, attention: any TokenMixer, feedForwardNorm: RMSNorm, feedForward: any FeedForward,
+                postAttentionNorm: RMSNorm? = nil, postFeedForwardNorm: RMSNorm? = nil) {
         (self.attentionNorm, self.attention, self.feedForwardNorm, self.feedForward) =
             (attentionNorm, attention, feedForwardNorm, feedForward)
+        (self.postAttentionNorm, self.postFeedForwardNorm) = (postAttentionNorm, postFeedForwardNorm)
     }
 
     public func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position: Int) -> Tensor {
-        let h = x + attention(attentionNorm(x), cache: cache, position: position)
-        return h + feedForward(feedForwardNorm(h))
+        var a = attention(attentionNorm(x), cache: cache, position: position)
+        if let postAttentionNorm { a = postAttentionNorm(a) }
+        let h = x + a
+        var f = feedForward(feedForwardNorm(h))
+        if let postFeedForwardNorm { f = postFeedForwardNorm(f) }
+        return h + f
     }
 }
 
 /// A decoder-only causal language model (Llama, Mixtral, DeepSeek-V3 share this skeleton):
 ///
-///     x = embed(tokens)                      [n, hidden]
+///     x = embed(tokens)                      [n, hidden]    (× embeddingScale: Gemma's √hidden)
 ///     for layer in layers: x = layer(x)      attention reads/writes the KV cache
-///     logits = lmHead(norm(x))               [n, vocab]
+///     logits = lmHead(norm(x))               [n, vocab]     (→ cap·tanh(logits/cap) with a logit soft-cap)
 public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     public let architecture: String
     public let embedding: Tensor  // [vocab, hidden]
@@ -46,10 +61,16 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     public let lmHead: Linear
     /// Longest context the model was configured for (`max_position_embeddings`).
     public let maxPositions: Int
+    /// Multiplier of the embedding rows (Gemma: √hidden, rounded to the activation dtype); nil for 1.
+    public let embeddingScale: Float?
+    /// Final-logit soft-cap (Gemma 2 `final_logit_softcapping`): `z ← cap·tanh(z / cap)`; nil for none.
+    public let logitSoftcap: Float?
 
-    public init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear, maxPositions: Int) {
+    public init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear, maxPositions: Int,
+                embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
         (self.architecture, self.embedding, self.layers, self.norm, self.lmHead, self.maxPositions) =
             (architecture, embedding, layers, norm, lmHead, maxPositions)
+        (self.embeddingScale, self.logitSoftcap) = (embeddingScale, logitSoftcap)
     }
 
     public var vocabularySize: Int { lmHead.outFeatures }
@@ -69,20 +90,29 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         try cache.reserve(tokens.count)
         let position = cache.length
         var x = embedding.embedding(tokens)
+        if let embeddingScale { x = x * embeddingScale }
         for (layer, store) in zip(layers, cache.layers) { x = layer(x, cache: store, position: position) }
         cache.advance(by: tokens.count)
         return norm(x)
     }
 
     public func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor {
-        lmHead(try hiddenStates(tokens, cache: cache))
+        capped(lmHead(try hiddenStates(tokens, cache: cache)))
+    }
+
+    /// Applies ``logitSoftcap`` (if any) to logits.
+    func capped(_ logits: Tensor) -> Tensor {
+        guard let cap = logitSoftcap else { return logits }
+        var out = logits
+        out.withUnsafeMutableBufferPointer { Attention.softcap($0.baseAddress!, count: $0.count, cap: cap) }
+        return out
     }
 
     /// Like ``forward(_:cache:)`` but projects only the last position onto the vocabulary: what generation needs,
     /// and for a long prompt the vocabulary projection of every other position is wasted work.
     public func lastLogits(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         let h = try hiddenStates(tokens, cache: cache)
-        return lmHead(h.sliced(axis: 0, (tokens.count - 1)..<tokens.count)).reshaped([-1])
+        return capped(lmHead(h.sliced(axis: 0, (tokens.count - 1)..<tokens.count))).reshaped([-1])
     }
 
     public var parameterCount: Int {
@@ -126,6 +156,7 @@ protocol ParameterCounting { var parameterCount: Int { get } }
 extension DecoderLayer {
     var parameterCount: Int {
         attentionNorm.weight.count + feedForwardNorm.weight.count
+            + (postAttentionNorm?.weight.count ?? 0) + (postFeedForwardNorm?.weight.count ?? 0)
             + ((attention as? ParameterCounting)?.parameterCount ?? 0)
             + ((feedForward as? ParameterCounting)?.parameterCount ?? 0)
     }
@@ -140,6 +171,8 @@ extension SwiGLU: ParameterCounting {
 }
 
 extension GroupedQueryAttention: ParameterCounting {
-    public var parameterCount: Int { qkv.parameterCount + output.parameterCount }
+    public var parameterCount: Int {
+        qkv.parameterCount + output.parameterCount + (queryNorm?.weight.count ?? 0) + (keyNorm?.weight.count ?? 0)
+    }
 }
 

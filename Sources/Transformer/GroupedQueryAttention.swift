@@ -2,6 +2,7 @@
 /// grouped-query (GQA) and multi-query (MQA, `kvHeads == 1`), with rotary positions and a KV cache.
 ///
 ///     qkv = x·[Wq; Wk; Wv]ᵀ            [n, (H + 2G)·D]   one GEMM
+///     q, k ← RMSNorm per head (Qwen3 `q_norm` / `k_norm`, when present)
 ///     q, k ← RoPE(q, k) at positions p..<p+n
 ///     cache[p..<p+n] ← k, v            [G·D] per position
 ///     o = FlashAttention(q, cache[0..<p+n]), causal from position p (+ sliding window)
@@ -19,9 +20,15 @@ public struct GroupedQueryAttention: TokenMixer {
     public let scale: Float
     /// Sliding-window width in positions (Mistral/Mixtral `sliding_window`): a query sees the last `window` keys.
     public let window: Int?
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3 `q_norm` / `k_norm`, weight `[headDim]`).
+    public let queryNorm: RMSNorm?
+    public let keyNorm: RMSNorm?
+    /// Attention-score soft-cap (Gemma 2 `attn_logit_softcapping`), see ``Attention/Options/softcap``.
+    public let softcap: Float?
 
     public init(query: Linear, key: Linear, value: Linear, output: Linear, heads: Int, kvHeads: Int, headDim: Int,
-                rope: RoPE?, scale: Float? = nil, window: Int? = nil) {
+                rope: RoPE?, scale: Float? = nil, window: Int? = nil, queryNorm: RMSNorm? = nil, keyNorm: RMSNorm? = nil,
+                softcap: Float? = nil) {
         precondition(heads % kvHeads == 0, "kv heads (\(kvHeads)) must divide heads (\(heads))")
         precondition(query.outFeatures == heads * headDim && key.outFeatures == kvHeads * headDim
                      && value.outFeatures == kvHeads * headDim && output.inFeatures == heads * headDim,
@@ -30,6 +37,24 @@ public struct GroupedQueryAttention: TokenMixer {
         self.output = output
         (self.heads, self.kvHeads, self.headDim, self.rope, self.window) = (heads, kvHeads, headDim, rope, window)
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
+        for norm in [queryNorm, keyNorm].compactMap({ $0 }) {
+            precondition(norm.weight.shape == [headDim], "per-head q/k norm weight must be [\(headDim)], got \(norm.weight.shape)")
+        }
+        (self.queryNorm, self.keyNorm, self.softcap) = (queryNorm, keyNorm, softcap)
+    }
+
+    /// RMS-normalises `heads` strided head vectors of each of `n` rows in place.
+    static func normalizeHeads(_ x: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, rowStride: Int, headDim D: Int,
+                               norm: RMSNorm) {
+        norm.weight.withUnsafeBufferPointer { w in
+            for t in 0..<n {
+                for h in 0..<heads {
+                    let v = x + t * rowStride + h * D
+                    let inv = Float(1 / (VectorMath.sumOfSquares(v, count: D) / Double(D) + Double(norm.eps)).squareRoot())
+                    VectorMath.scale(v, by: inv, weights: w.baseAddress!, into: v, count: D)
+                }
+            }
+        }
     }
 
     public var cacheWidths: (key: Int, value: Int) { (kvHeads * headDim, kvHeads * headDim) }
@@ -42,6 +67,8 @@ public struct GroupedQueryAttention: TokenMixer {
         var out = Tensor(uninitializedShape: [n, H * D])
         proj.withUnsafeMutableBufferPointer { buf in
             let q = buf.baseAddress!, k = q + H * D, v = k + G * D
+            if let queryNorm { Self.normalizeHeads(q, rows: n, heads: H, rowStride: width, headDim: D, norm: queryNorm) }
+            if let keyNorm { Self.normalizeHeads(k, rows: n, heads: G, rowStride: width, headDim: D, norm: keyNorm) }
             if let rope {
                 rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D, positionOffset: p)
                 rope.apply(to: k, seq: n, heads: G, rowStride: width, headStride: D, positionOffset: p)
@@ -51,7 +78,8 @@ public struct GroupedQueryAttention: TokenMixer {
                 // A window of w positions keeps keys with pos − j ≤ w − 1 (HF / Mistral convention).
                 cache.attend(query: q, queryRowStride: width, queries: n, at: p, heads: H, kvHeads: G, headDim: D,
                              valueDim: D, output: o.baseAddress!,
-                             options: Attention.Options(scale: scale, mask: AttentionMask(window: window.map { $0 - 1 })))
+                             options: Attention.Options(scale: scale, mask: AttentionMask(window: window.map { $0 - 1 }),
+                                                       softcap: softcap))
             }
         }
         return output(out)

@@ -26,6 +26,13 @@ public enum Llama {
         }
     }
 
+    /// The SwiGLU MLP at `prefix` (`gate_proj`, `up_proj`, `down_proj`).
+    static func mlp(_ w: Weights, _ prefix: String, hidden: Int, intermediate: Int, bias: Bool = false) throws -> SwiGLU {
+        SwiGLU(gate: try w.linear("\(prefix).gate_proj", out: intermediate, in: hidden, bias: bias),
+               up: try w.linear("\(prefix).up_proj", out: intermediate, in: hidden, bias: bias),
+               down: try w.linear("\(prefix).down_proj", out: hidden, in: intermediate, bias: bias))
+    }
+
     /// Builds a Llama/Mistral causal LM.
     public static func build(config c: ModelConfig, weights w: Weights) throws -> DecoderModel {
         let d = try Dimensions(c)
@@ -39,15 +46,20 @@ public enum Llama {
         }
     }
 
-    /// The Llama skeleton with a caller-chosen feed-forward per layer (Mixtral plugs in its MoE).
+    /// The Llama skeleton with a caller-chosen feed-forward per layer (Mixtral plugs in its MoE). Qwen2/Qwen3 set
+    /// the attention variations: q/k/v vs output biases (default: `attention_bias` for all four), per-head q/k
+    /// RMSNorm (`self_attn.q_norm` / `k_norm`), and the sliding window per layer (default: `sliding_window` everywhere).
     static func decoder(config c: ModelConfig, dims d: Dimensions, weights w: Weights,
+                        qkvBias: Bool? = nil, outputBias: Bool? = nil, qkNorm: Bool = false,
+                        window: ((Int) -> Int?)? = nil,
                         feedForward: (Int) throws -> any FeedForward) throws -> DecoderModel {
         let rotaryDim = Int((Double(d.headDim) * (c.rope.partialRotaryFactor ?? 1)).rounded())
         try c.check(rotaryDim % 2 == 0 && rotaryDim > 0, "rotary dimension \(rotaryDim) must be even and positive")
         let rope = RoPE(rotaryDim: rotaryDim, base: c.rope.ropeTheta ?? 10_000, maxPositions: d.maxPositions,
-                        layout: .halfSplit, scaling: try c.rope.scaling(modelType: c.modelType))
+                        layout: .halfSplit, scaling: try c.rope.scaling(modelType: c.modelType, maxPositions: d.maxPositions,
+                                                                          rotaryDim: rotaryDim))
         if let window = c.slidingWindow { try c.check(window > 0, "sliding_window must be positive, got \(window)") }
-        let bias = c.attentionBias ?? false
+        let bias = qkvBias ?? c.attentionBias ?? false, oBias = outputBias ?? c.attentionBias ?? false
         let embedding = try w("model.embed_tokens.weight", [d.vocab, d.hidden])
         var layers: [DecoderLayer] = []
         for i in 0..<d.layers {
@@ -56,8 +68,11 @@ public enum Llama {
                 query: try w.linear("\(p).self_attn.q_proj", out: d.heads * d.headDim, in: d.hidden, bias: bias),
                 key: try w.linear("\(p).self_attn.k_proj", out: d.kvHeads * d.headDim, in: d.hidden, bias: bias),
                 value: try w.linear("\(p).self_attn.v_proj", out: d.kvHeads * d.headDim, in: d.hidden, bias: bias),
-                output: try w.linear("\(p).self_attn.o_proj", out: d.hidden, in: d.heads * d.headDim, bias: bias),
-                heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, rope: rope, window: c.slidingWindow)
+                output: try w.linear("\(p).self_attn.o_proj", out: d.hidden, in: d.heads * d.headDim, bias: oBias),
+                heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, rope: rope,
+                window: window != nil ? window!(i) : c.slidingWindow,
+                queryNorm: qkNorm ? try w.rmsNorm("\(p).self_attn.q_norm", size: d.headDim, eps: d.eps) : nil,
+                keyNorm: qkNorm ? try w.rmsNorm("\(p).self_attn.k_norm", size: d.headDim, eps: d.eps) : nil)
             layers.append(DecoderLayer(
                 attentionNorm: try w.rmsNorm("\(p).input_layernorm", size: d.hidden, eps: d.eps),
                 attention: attention,

@@ -50,6 +50,28 @@ public struct ModelConfig: Decodable, Sendable {
     public var embeddingSize: Int?
     public var rotaryValue: Bool?
     public var numLabels: Int?
+    // Model families (Qwen2/3, Gemma 2, Phi-3, BERT).
+    /// `architectures` (e.g. `BertForSequenceClassification`).
+    public var architectures: [String]?
+    /// Per-layer attention kind, `sliding_attention` / `full_attention` (transformers ≥ 4.53 configs).
+    public var layerTypes: [String]?
+    /// Qwen2/Qwen3: `sliding_window` only applies when this is true (from layer `max_window_layers` on).
+    public var useSlidingWindow: Bool?
+    public var maxWindowLayers: Int?
+    /// Gemma 2: queries scaled by `query_pre_attn_scalar^-0.5`.
+    public var queryPreAttnScalar: Double?
+    /// Gemma 2: attention scores → cap·tanh(s/cap).
+    public var attnLogitSoftcapping: Double?
+    /// Gemma 2: logits → cap·tanh(z/cap).
+    public var finalLogitSoftcapping: Double?
+    /// Gemma 2's MLP activation (`hidden_activation`, preferred over `hidden_act`).
+    public var hiddenActivation: String?
+    /// Qwen3-MoE: `num_experts`, `decoder_sparse_step`, `mlp_only_layers`.
+    public var numExperts: Int?
+    public var decoderSparseStep: Int?
+    public var mlpOnlyLayers: [Int]?
+    /// BERT: `position_embedding_type` (only `absolute` is supported).
+    public var positionEmbeddingType: String?
 
     /// Reads and decodes `config.json` in `directory`.
     public static func load(directory: URL) throws -> ModelConfig {
@@ -85,6 +107,13 @@ public struct ModelConfig: Decodable, Sendable {
         case qkRopeHeadDim = "qk_rope_head_dim", vHeadDim = "v_head_dim", ropeInterleave = "rope_interleave"
         case typeVocabSize = "type_vocab_size", embeddingSize = "embedding_size", rotaryValue = "rotary_value"
         case numLabels = "num_labels", id2label
+        case architectures, layerTypes = "layer_types", useSlidingWindow = "use_sliding_window"
+        case maxWindowLayers = "max_window_layers", queryPreAttnScalar = "query_pre_attn_scalar"
+        case attnLogitSoftcapping = "attn_logit_softcapping", finalLogitSoftcapping = "final_logit_softcapping"
+        case hiddenActivation = "hidden_activation", numExperts = "num_experts"
+        case decoderSparseStep = "decoder_sparse_step", mlpOnlyLayers = "mlp_only_layers"
+        case positionEmbeddingType = "position_embedding_type"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
     }
 
     public init(from decoder: Decoder) throws {
@@ -115,6 +144,10 @@ public struct ModelConfig: Decodable, Sendable {
         if rope.partialRotaryFactor == nil {
             rope.partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
         }
+        // Phi-3 keeps original_max_position_embeddings at the top level (HF gives it priority).
+        if let original = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings) {
+            rope.originalMaxPositionEmbeddings = original
+        }
         self.rope = rope
         numLocalExperts = try c.decodeIfPresent(Int.self, forKey: .numLocalExperts)
         numExpertsPerTok = try c.decodeIfPresent(Int.self, forKey: .numExpertsPerTok)
@@ -141,6 +174,24 @@ public struct ModelConfig: Decodable, Sendable {
         if numLabels == nil, let labels = try c.decodeIfPresent([String: String].self, forKey: .id2label) {
             numLabels = labels.count
         }
+        architectures = try c.decodeIfPresent([String].self, forKey: .architectures)
+        layerTypes = try c.decodeIfPresent([String].self, forKey: .layerTypes)
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow)
+        maxWindowLayers = try c.decodeIfPresent(Int.self, forKey: .maxWindowLayers)
+        queryPreAttnScalar = try c.decodeIfPresent(Double.self, forKey: .queryPreAttnScalar)
+        attnLogitSoftcapping = try c.decodeIfPresent(Double.self, forKey: .attnLogitSoftcapping)
+        finalLogitSoftcapping = try c.decodeIfPresent(Double.self, forKey: .finalLogitSoftcapping)
+        hiddenActivation = try c.decodeIfPresent(String.self, forKey: .hiddenActivation)
+        numExperts = try c.decodeIfPresent(Int.self, forKey: .numExperts)
+        decoderSparseStep = try c.decodeIfPresent(Int.self, forKey: .decoderSparseStep)
+        mlpOnlyLayers = try c.decodeIfPresent([Int].self, forKey: .mlpOnlyLayers)
+        positionEmbeddingType = try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType)
+    }
+
+    /// Whether layer `i` uses sliding-window attention: `layer_types[i]` when the config lists them, else `fallback`.
+    public func isSlidingLayer(_ i: Int, fallback: Bool) -> Bool {
+        guard let types = layerTypes, i < types.count else { return fallback }
+        return types[i] == "sliding_attention"
     }
 
     private static func intOrList(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> [Int]? {
@@ -173,6 +224,10 @@ public struct RopeParameters: Decodable, Sendable, Equatable {
     public var mscale: Double?
     public var mscaleAllDim: Double?
     public var partialRotaryFactor: Double?
+    /// LongRoPE (Phi-3 `longrope`, formerly `su`): per-pair frequency divisors and the attention factor.
+    public var shortFactor: [Double]?
+    public var longFactor: [Double]?
+    public var attentionFactor: Double?
 
     public init() {}
 
@@ -181,6 +236,7 @@ public struct RopeParameters: Decodable, Sendable, Equatable {
         case originalMaxPositionEmbeddings = "original_max_position_embeddings"
         case betaFast = "beta_fast", betaSlow = "beta_slow", mscale, mscaleAllDim = "mscale_all_dim"
         case partialRotaryFactor = "partial_rotary_factor"
+        case shortFactor = "short_factor", longFactor = "long_factor", attentionFactor = "attention_factor"
     }
 
     public init(from decoder: Decoder) throws {
@@ -194,23 +250,44 @@ public struct RopeParameters: Decodable, Sendable, Equatable {
         mscale = try c.decodeIfPresent(Double.self, forKey: .mscale)
         mscaleAllDim = try c.decodeIfPresent(Double.self, forKey: .mscaleAllDim)
         partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
+        shortFactor = try c.decodeIfPresent([Double].self, forKey: .shortFactor)
+        longFactor = try c.decodeIfPresent([Double].self, forKey: .longFactor)
+        attentionFactor = try c.decodeIfPresent(Double.self, forKey: .attentionFactor)
     }
 
     /// The scaling these parameters describe (nil for default RoPE); unsupported types are an error.
-    public func scaling(modelType: String) throws -> RoPE.Scaling? {
+    /// LongRoPE needs the model's `maxPositions` (its default factor is `max_position_embeddings /
+    /// original_max_position_embeddings`) and `rotaryDim` (each factor list has `rotaryDim / 2` entries).
+    public func scaling(modelType: String, maxPositions: Int? = nil, rotaryDim: Int? = nil) throws -> RoPE.Scaling? {
         switch ropeType ?? "default" {
         case "default": return nil
         case "linear":
             guard let factor else { throw ModelError.invalidConfig("\(modelType): linear rope scaling needs a factor") }
             return .linear(factor: factor)
-        case "yarn":
+        case "yarn" where modelType != "phi3":
             guard let factor, let original = originalMaxPositionEmbeddings else {
                 throw ModelError.invalidConfig("\(modelType): yarn rope scaling needs factor and original_max_position_embeddings")
             }
             return .yarn(factor: factor, originalMaxPositions: original, betaFast: betaFast ?? 32, betaSlow: betaSlow ?? 1,
                          mscale: mscale, mscaleAllDim: mscaleAllDim)
+        case "longrope", "su", "yarn":  // Phi-3's older configs say "su" or "yarn" for LongRoPE (HF renames them)
+            guard let shortFactor, let longFactor, let original = originalMaxPositionEmbeddings, original > 0 else {
+                throw ModelError.invalidConfig(
+                    "\(modelType): longrope scaling needs short_factor, long_factor and original_max_position_embeddings")
+            }
+            if let rotaryDim, shortFactor.count != rotaryDim / 2 || longFactor.count != rotaryDim / 2 {
+                throw ModelError.invalidConfig("\(modelType): longrope short_factor (\(shortFactor.count)) and long_factor "
+                                               + "(\(longFactor.count)) must have rotary dim / 2 = \(rotaryDim / 2) entries")
+            }
+            guard (shortFactor + longFactor).allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw ModelError.invalidConfig("\(modelType): longrope factors must be positive and finite")
+            }
+            let f = factor ?? Double(maxPositions ?? original) / Double(original)
+            let attention = attentionFactor ?? (f <= 1 ? 1 : (1 + Foundation.log(f) / Foundation.log(Double(original))).squareRoot())
+            return .longrope(shortFactor: shortFactor, longFactor: longFactor, originalMaxPositions: original,
+                             attentionFactor: attention)
         case let other:
-            throw ModelError.invalidConfig("\(modelType): rope type '\(other)' is not supported (default, linear, yarn)")
+            throw ModelError.invalidConfig("\(modelType): rope type '\(other)' is not supported (default, linear, yarn, longrope)")
         }
     }
 }

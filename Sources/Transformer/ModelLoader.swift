@@ -88,24 +88,32 @@ public struct Weights: Sendable {
 /// builds the architecture its `model_type` names.
 public enum ModelLoader {
     /// `model_type` values this loader builds.
-    public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer"]
+    public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer", "qwen2", "qwen3",
+                                        "qwen3_moe", "gemma2", "phi3", "bert"]
 
-    /// A loaded model: a causal LM or a sequence classifier.
+    /// A loaded model: a causal LM, a sequence classifier, or a BERT encoder.
     public enum LoadedModel: Sendable {
         case causalLM(any CausalLanguageModel)
         case sequenceClassifier(RoFormerForSequenceClassification)
+        /// `model_type: bert` without a task head (`BertModel`; sentence-embedding folders).
+        case encoder(BertModel)
+        /// `model_type: bert` whose `architectures` name `BertForSequenceClassification`.
+        case bertClassifier(BertForSequenceClassification)
+    }
+
+    /// The safetensors weights in `directory` (`model.safetensors` or a sharded index).
+    public static func weights(directory: URL) throws -> Weights {
+        do {
+            return Weights(try SafeTensorsCheckpoint(directory: directory))
+        } catch {
+            throw ModelError.io("\(error)")
+        }
     }
 
     /// Loads the model in `directory`.
     public static func load(directory: URL) throws -> LoadedModel {
         let config = try ModelConfig.load(directory: directory)
-        let weights: Weights
-        do {
-            weights = Weights(try SafeTensorsCheckpoint(directory: directory))
-        } catch {
-            throw ModelError.io("\(error)")
-        }
-        return try build(config: config, weights: weights)
+        return try build(config: config, weights: try weights(directory: directory))
     }
 
     /// Builds the architecture `config.modelType` from `weights`.
@@ -113,7 +121,14 @@ public enum ModelLoader {
         switch config.modelType {
         case "llama", "mistral": return .causalLM(try Llama.build(config: config, weights: weights))
         case "mixtral": return .causalLM(try Mixtral.build(config: config, weights: weights))
+        case "qwen2": return .causalLM(try Qwen2.build(config: config, weights: weights))
+        case "qwen3", "qwen3_moe": return .causalLM(try Qwen3.build(config: config, weights: weights))
+        case "gemma2": return .causalLM(try Gemma2.build(config: config, weights: weights))
+        case "phi3": return .causalLM(try Phi3.build(config: config, weights: weights))
         case "deepseek_v3": return .causalLM(try DeepSeekV3.build(config: config, weights: weights))
+        case "bert" where config.architectures?.contains("BertForSequenceClassification") ?? false:
+            return .bertClassifier(try BertForSequenceClassification.build(config: config, weights: weights))
+        case "bert": return .encoder(try BertModel.build(config: config, weights: weights))
         case "roformer": return .sequenceClassifier(try RoFormerForSequenceClassification.build(config: config, weights: weights))
         default: throw ModelError.unsupportedModelType(config.modelType)
         }

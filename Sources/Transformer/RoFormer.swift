@@ -47,40 +47,11 @@ public enum EncoderInputError: Error, CustomStringConvertible, Equatable {
 ///
 /// Encoder-only: `is_decoder` / cross-attention configurations are not supported (the config field is not read).
 public final class RoFormerForSequenceClassification: @unchecked Sendable {
-    /// HF `ACT2FN[hidden_act]` entries this engine implements.
-    public enum Activation: String, Sendable, CaseIterable {
-        case gelu, geluPython = "gelu_python", geluNew = "gelu_new", geluPytorchTanh = "gelu_pytorch_tanh"
-        case geluFast = "gelu_fast", quickGelu = "quick_gelu", relu, silu, swish, sigmoid, tanh, linear
+    /// HF `ACT2FN[hidden_act]` entries this engine implements (shared with BERT).
+    public typealias Activation = HiddenActivation
 
-        public func callAsFunction(_ x: Tensor) -> Tensor {
-            switch self {
-            case .gelu, .geluPython: return x.gelu()
-            case .geluNew, .geluPytorchTanh, .geluFast: return x.gelu(approximation: .tanh)
-            case .quickGelu: return x.map { $0 / (1 + Foundation.exp(-1.702 * $0)) }
-            case .relu: return x.relu()
-            case .silu, .swish: return x.silu()
-            case .sigmoid: return x.sigmoid()
-            case .tanh: return x.tanh()
-            case .linear: return x
-            }
-        }
-    }
-
-    /// One post-LN encoder layer.
-    public struct Layer: Sendable {
-        /// query | key | value rows stacked: `[3·hidden, hidden]`.
-        let qkv: Linear
-        public let attentionOutput: Linear
-        public let attentionNorm: LayerNorm
-        public let intermediate: Linear
-        public let output: Linear
-        public let outputNorm: LayerNorm
-
-        var parameterCount: Int {
-            qkv.parameterCount + attentionOutput.parameterCount + intermediate.parameterCount + output.parameterCount
-                + [attentionNorm, outputNorm].reduce(0) { $0 + $1.weight.count + ($1.bias?.count ?? 0) }
-        }
-    }
+    /// One post-LN encoder layer (shared with BERT).
+    public typealias Layer = EncoderLayer
 
     public let vocabularySize: Int
     public let typeVocabularySize: Int
@@ -138,11 +109,7 @@ public final class RoFormerForSequenceClassification: @unchecked Sendable {
         try c.check(headDim % 2 == 0, "head dimension hidden_size / num_attention_heads = \(headDim) must be even for rotary embeddings")
         let eps = c.layerNormEps ?? 1e-12
         try c.check(eps >= 0 && eps.isFinite, "layer_norm_eps must be a finite non-negative number, got \(eps)")
-        let actName = c.hiddenAct ?? "gelu"
-        guard let activation = Activation(rawValue: actName) else {
-            throw ModelError.invalidConfig("\(c.modelType): hidden_act '\(actName)' is not supported (supported: "
-                                           + Activation.allCases.map(\.rawValue).joined(separator: ", ") + ")")
-        }
+        let activation = try HiddenActivation.named(c.hiddenAct ?? "gelu", modelType: c.modelType)
 
         func layerNorm(_ prefix: String, _ size: Int) throws -> LayerNorm {
             LayerNorm(weight: try w("\(prefix).weight", [size]), bias: try w("\(prefix).bias", [size]), eps: Float(eps))
@@ -163,16 +130,8 @@ public final class RoFormerForSequenceClassification: @unchecked Sendable {
 
         var layers: [Layer] = []
         for i in 0..<layerCount {
-            let p = "roformer.encoder.layer.\(i)"
-            layers.append(Layer(
-                qkv: Linear.fused([try w.linear("\(p).attention.self.query", out: hidden, in: hidden, bias: true),
-                                   try w.linear("\(p).attention.self.key", out: hidden, in: hidden, bias: true),
-                                   try w.linear("\(p).attention.self.value", out: hidden, in: hidden, bias: true)]),
-                attentionOutput: try w.linear("\(p).attention.output.dense", out: hidden, in: hidden, bias: true),
-                attentionNorm: try layerNorm("\(p).attention.output.LayerNorm", hidden),
-                intermediate: try w.linear("\(p).intermediate.dense", out: intermediate, in: hidden, bias: true),
-                output: try w.linear("\(p).output.dense", out: hidden, in: intermediate, bias: true),
-                outputNorm: try layerNorm("\(p).output.LayerNorm", hidden)))
+            layers.append(try EncoderLayer.load(w, prefix: "roformer.encoder.layer.\(i)", hidden: hidden,
+                                                intermediate: intermediate, eps: eps))
         }
         return RoFormerForSequenceClassification(
             vocabularySize: vocab, typeVocabularySize: typeVocab, embeddingSize: embeddingSize, hiddenSize: hidden,
@@ -194,31 +153,8 @@ public final class RoFormerForSequenceClassification: @unchecked Sendable {
 
     /// Checks the inputs; returns the token types (zeros by default) and the number of unpadded tokens.
     func validate(_ tokens: [Int], tokenTypes: [Int]?, attentionMask: [Int]?) throws -> (types: [Int], length: Int) {
-        let n = tokens.count
-        guard n > 0 else { throw EncoderInputError.emptyInput }
-        guard n <= maxPositions else { throw EncoderInputError.sequenceTooLong(length: n, maxPositions: maxPositions) }
-        for t in tokens where t < 0 || t >= vocabularySize {
-            throw EncoderInputError.tokenOutOfRange(id: t, vocabularySize: vocabularySize)
-        }
-        let types = tokenTypes ?? [Int](repeating: 0, count: n)
-        guard types.count == n else { throw EncoderInputError.lengthMismatch(argument: "tokenTypes", expected: n, found: types.count) }
-        for t in types where t < 0 || t >= typeVocabularySize {
-            throw EncoderInputError.tokenTypeOutOfRange(id: t, typeVocabularySize: typeVocabularySize)
-        }
-        var length = n
-        if let mask = attentionMask {
-            guard mask.count == n else { throw EncoderInputError.lengthMismatch(argument: "attentionMask", expected: n, found: mask.count) }
-            if let bad = mask.first(where: { $0 != 0 && $0 != 1 }) {
-                throw EncoderInputError.invalidAttentionMask("entries must be 0 or 1, found \(bad)")
-            }
-            length = mask.firstIndex(of: 0) ?? n
-            if let j = mask[length...].firstIndex(of: 1) {
-                throw EncoderInputError.invalidAttentionMask(
-                    "padding must be a suffix: position \(length) is masked but position \(j) is not")
-            }
-            guard length > 0 else { throw EncoderInputError.invalidAttentionMask("no unmasked token (every entry is 0)") }
-        }
-        return (types, length)
+        try validateEncoderInput(tokens, tokenTypes: tokenTypes, attentionMask: attentionMask, vocabularySize: vocabularySize,
+                                 typeVocabularySize: typeVocabularySize, maxPositions: maxPositions)
     }
 
     /// Last hidden states `[n, hidden]` (HF `last_hidden_state`). `tokenTypes` defaults to zeros; `attentionMask`
@@ -242,24 +178,6 @@ public final class RoFormerForSequenceClassification: @unchecked Sendable {
 
     /// One post-LN layer on `x [n, hidden]`.
     func forward(_ l: Layer, _ x: Tensor, mask: AttentionMask) -> Tensor {
-        let n = x.shape[0]
-        let (H, D, width) = (heads, headDim, 3 * hiddenSize)
-        var proj = l.qkv(x)  // [n, 3·hidden]: q | k | v
-        var context = Tensor(uninitializedShape: [n, hiddenSize])
-        proj.withUnsafeMutableBufferPointer { buf in
-            let q = buf.baseAddress!, k = q + hiddenSize, v = k + hiddenSize
-            rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D)
-            rope.apply(to: k, seq: n, heads: H, rowStride: width, headStride: D)
-            if rotaryValue { rope.apply(to: v, seq: n, heads: H, rowStride: width, headStride: D) }
-            let g = Attention.Geometry(batch: 1, queries: n, keys: n, heads: H, kvHeads: H, headDim: D, valueDim: D)
-            context.withUnsafeMutableBufferPointer { o in
-                var ops = Attention.Operands(query: q, key: k, value: v, output: o.baseAddress!, geometry: g)
-                (ops.queryRowStride, ops.keyRowStride, ops.valueRowStride) = (width, width, width)
-                (ops.queryBatchStride, ops.keyBatchStride, ops.valueBatchStride) = (n * width, n * width, n * width)
-                Attention.flash(g, ops, options: Attention.Options(scale: 1 / Float(D).squareRoot(), mask: mask))
-            }
-        }
-        let h = l.attentionNorm(l.attentionOutput(context) + x)
-        return l.outputNorm(l.output(activation(l.intermediate(h))) + h)
+        l(x, heads: heads, activation: activation, mask: mask, rope: rope, rotaryValue: rotaryValue)
     }
 }

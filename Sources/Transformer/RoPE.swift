@@ -37,6 +37,11 @@ public struct RoPE: Sendable {
         /// set ``RoPE/attentionFactor`` and ``RoPE/softmaxScaleMultiplier``; `nil` (or 0) means absent, as in HF.
         case yarn(factor: Double, originalMaxPositions: Int, betaFast: Double = 32, betaSlow: Double = 1,
                   mscale: Double? = nil, mscaleAllDim: Double? = nil)
+        /// LongRoPE (Phi-3, HF `_compute_longrope_parameters`): pair `i` gets `θᵢ / factor[i]`, with `shortFactor`
+        /// while the positions of a call stay within `originalMaxPositions` and `longFactor` once a call reaches
+        /// past it (HF `longrope_frequency_update`: the choice is made per forward call, from its largest position).
+        /// `attentionFactor` multiplies cos and sin.
+        case longrope(shortFactor: [Double], longFactor: [Double], originalMaxPositions: Int, attentionFactor: Double)
     }
 
     /// Number of leading features per head that are rotated (even).
@@ -61,6 +66,8 @@ public struct RoPE: Sendable {
 
     private let cosTable: [Float]
     private let sinTable: [Float]
+    /// LongRoPE: the long-factor tables, used by calls that reach past `originalMaxPositions`.
+    private let longTables: (cos: [Float], sin: [Float], originalMaxPositions: Int)?
 
     /// Builds the tables.
     ///
@@ -110,22 +117,35 @@ public struct RoPE: Sendable {
             let ms = mscale ?? 0, msAll = mscaleAllDim ?? 0
             attention = (ms != 0 && msAll != 0) ? m(factor, ms) / m(factor, msAll) : m(factor, 1)
             if msAll != 0 { softmaxMultiplier = m(factor, msAll) * m(factor, msAll) }
+        case let .longrope(short, long, _, attentionFactor):
+            precondition(short.count == half && long.count == half, "RoPE longrope factors must have rotaryDim/2 entries")
+            freqs = zip(freqs, short).map { $0 / $1 }
+            attention = attentionFactor
         }
         inverseFrequencies = freqs
         attentionFactor = attention
         softmaxScaleMultiplier = softmaxMultiplier
 
-        var cosT = [Float](repeating: 0, count: maxPositions * half)
-        var sinT = [Float](repeating: 0, count: maxPositions * half)
-        for p in 0..<maxPositions {
-            for i in 0..<half {
-                let angle = Double(p) * freqs[i]
-                cosT[p * half + i] = Float(Foundation.cos(angle) * attention)
-                sinT[p * half + i] = Float(Foundation.sin(angle) * attention)
+        func tables(_ freqs: [Double]) -> (cos: [Float], sin: [Float]) {
+            var cosT = [Float](repeating: 0, count: maxPositions * half)
+            var sinT = [Float](repeating: 0, count: maxPositions * half)
+            for p in 0..<maxPositions {
+                for i in 0..<half {
+                    let angle = Double(p) * freqs[i]
+                    cosT[p * half + i] = Float(Foundation.cos(angle) * attention)
+                    sinT[p * half + i] = Float(Foundation.sin(angle) * attention)
+                }
             }
+            return (cosT, sinT)
         }
-        cosTable = cosT
-        sinTable = sinT
+        (cosTable, sinTable) = tables(freqs)
+        if case let .longrope(_, long, original, _)? = scaling {
+            let longFreqs = (0..<half).map { 1 / Foundation.pow(base, Double(2 * $0) / d) / long[$0] }
+            let t = tables(longFreqs)
+            longTables = (t.cos, t.sin, original)
+        } else {
+            longTables = nil
+        }
     }
 
     /// Rotates `x` in place; token `t` gets position `positionOffset + t`.
@@ -162,8 +182,10 @@ public struct RoPE: Sendable {
         guard seq > 0 && heads > 0 else { return }
         let half = rotaryDim / 2
         let interleaved = layout == .interleaved
-        cosTable.withUnsafeBufferPointer { cosT in
-            sinTable.withUnsafeBufferPointer { sinT in
+        // LongRoPE: a call whose last position is past the original context uses the long factors (as HF).
+        let useLong = longTables.map { positionOffset + seq > $0.originalMaxPositions } ?? false
+        (useLong ? longTables!.cos : cosTable).withUnsafeBufferPointer { cosT in
+            (useLong ? longTables!.sin : sinTable).withUnsafeBufferPointer { sinT in
                 let cosBase = cosT.baseAddress!, sinBase = sinT.baseAddress!
                 let rotateTokens = { (start: Int, end: Int) in
                     for t in start..<end {

@@ -30,7 +30,8 @@ struct OpenedModel {
         }
         let hasTokenizer = !isDirectory.boolValue
             || FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("tokenizer.json").path)
-        if hasTokenizer, (try? ModelConfig.load(directory: URL(fileURLWithPath: path)).modelType) != "roformer" {
+        let encoderTypes: Set<String?> = ["roformer", "bert"]  // encoders: no TextGenerator
+        if hasTokenizer, !encoderTypes.contains(try? ModelConfig.load(directory: URL(fileURLWithPath: path)).modelType) {
             let t = try TextGenerator.load(path: path)
             return OpenedModel(model: .causalLM(t.model), text: t)
         }

@@ -16,7 +16,10 @@ func parseTokens(_ s: String) throws -> [Int] {
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Run a forward pass and write the logits to a safetensors file.",
-        discussion: "Causal LMs write `logits` [tokens, vocab]; sequence classifiers write `logits` [labels].")
+        discussion: """
+            Causal LMs write `logits` [tokens, vocab]; sequence classifiers write `logits` [labels]; BERT encoders \
+            write `last_hidden_state` [tokens, hidden].
+            """)
 
     @Option(help: "Model directory (config.json + safetensors) or GGUF file.") var model: String
     @Option(help: "Comma-separated token ids.") var tokens: String
@@ -28,12 +31,15 @@ struct LogitsCommand: ParsableCommand {
         try threading.apply()
         let ids = try parseTokens(tokens)
         let logits: Tensor
+        var name = "logits"
         switch try OpenedModel.open(model).model {
         case .causalLM(let m): logits = try m.logits(ids)
         case .sequenceClassifier(let m): logits = try m.classify(ids)
+        case .bertClassifier(let m): logits = try m.classify(ids)
+        case .encoder(let m): (logits, name) = (try m.encode(ids), "last_hidden_state")
         }
-        try SafeTensors.save(["logits": logits], to: URL(fileURLWithPath: output))
-        stderrPrint("wrote logits \(logits.shape) to \(output)")
+        try SafeTensors.save([name: logits], to: URL(fileURLWithPath: output))
+        stderrPrint("wrote \(name) \(logits.shape) to \(output)")
     }
 }
 
@@ -62,6 +68,14 @@ struct InfoCommand: ParsableCommand {
             print("architecture:        roformer (sequence classification, \(m.numLabels) labels)")
             print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
             print("kv cache bytes/token: 0 (encoder: no cache)")
+        case .encoder(let m):
+            print("architecture:        bert (encoder, hidden \(m.hiddenSize), \(m.layers.count) layers)")
+            print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
+            print("context length:      \(m.maxPositions)")
+        case .bertClassifier(let m):
+            print("architecture:        bert (sequence classification, \(m.numLabels) labels)")
+            print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
+            print("context length:      \(m.bert.maxPositions)")
         }
         if let t = opened.text {
             print("tokenizer:           byte-level BPE, \(t.tokenizer.vocabularySize) tokens; chat template: "

@@ -114,11 +114,27 @@ public enum Attention {
                          "attention: keyLengths must have one non-negative entry per batch (\(g.batch)), got \(lengths)")
         }
         if let w = options.mask.window { precondition(w >= 0, "attention: window must be ≥ 0, got \(w)") }
+        if let cap = options.softcap { precondition(cap > 0 && cap.isFinite, "attention: softcap must be positive, got \(cap)") }
         precondition(options.mask.queryOffset >= 0, "attention: queryOffset must be ≥ 0")
     }
 
     static func resolvedScale(_ g: Geometry, _ options: Options) -> Float {
         options.scale ?? 1 / Float(g.headDim).squareRoot()
+    }
+
+    /// Soft-caps `count` scaled scores in place: `s ← cap·tanh(s / cap)` (see ``Options/softcap``), eight lanes at
+    /// a time with tanh(y) = 1 − 2/(e^{2y} + 1) on ``VectorMath/exp(_:)`` (absolute error ≈ 1e-7 · cap).
+    static func softcap(_ s: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        typealias V = VectorMath.V
+        let twoOverCap = 2 / cap
+        var i = 0
+        while i + V.scalarCount <= count {
+            let p = UnsafeMutableRawPointer(s + i)
+            let e = VectorMath.exp(p.loadUnaligned(as: V.self) * twoOverCap)
+            p.storeBytes(of: cap - (2 * cap) / (e + 1), as: V.self)
+            i += V.scalarCount
+        }
+        while i < count { s[i] = cap * Foundation.tanh(s[i] / cap); i += 1 }
     }
 
     static func sigmoidBias(_ g: Geometry, _ score: ScoreFunction) -> Float {

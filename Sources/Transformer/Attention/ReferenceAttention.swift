@@ -1,6 +1,7 @@
 /// Attention the textbook way: materialise every score, mask, normalise, multiply by V.
 ///
 ///     S = scale · Q·Kᵀ        [B, H, Nq, Nk]   (all heads at once: Nq·Nk floats per head)
+///     S = cap · tanh(S / cap)  with a soft-cap (Gemma 2)
 ///     S[i, j] = −inf where the mask forbids (i, j)        (0 after σ for sigmoid)
 ///     P = softmax(S) row-wise, or σ(S + b)
 ///     out = P · V
@@ -27,6 +28,7 @@ enum ReferenceAttention {
             GEMM.sgemm(transA: false, transB: true, m: Nq, n: Nk, k: D, alpha: scale,
                        a: ops.query + b * ops.queryBatchStride + h * D, lda: ops.queryRowStride,
                        b: ops.key + b * ops.keyBatchStride + hkv * D, ldb: ops.keyRowStride, c: s, ldc: Nk)
+            if let cap = options.softcap { Attention.softcap(s, count: Nq * Nk, cap: cap) }
             let keyLength = mask.keyLength(batch: b, keys: Nk)
             for i in 0..<Nq {
                 let row = s + i * Nk
