@@ -51,7 +51,10 @@ public final class TextGenerator: @unchecked Sendable {
             tokens: tokens, merges: f["tokenizer.ggml.merges"]?.strings ?? [], tokenTypes: f["tokenizer.ggml.token_type"]?.ints,
             preTokenizer: pre, bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int, eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int,
             addBOS: f["tokenizer.ggml.add_bos_token"]?.bool ?? false)
-        let template = f["tokenizer.chat_template"]?.string.flatMap(ChatTemplate.from(jinja:))
+        var special: [String: String] = [:]
+        if let b = f["tokenizer.ggml.bos_token_id"]?.int, b >= 0, b < tokens.count { special["bos_token"] = tokens[b] }
+        if let e = f["tokenizer.ggml.eos_token_id"]?.int, e >= 0, e < tokens.count { special["eos_token"] = tokens[e] }
+        let template = try f["tokenizer.chat_template"]?.string.map { try ChatTemplate(jinja: $0, specialTokens: special) }
         return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
     }
 
@@ -67,7 +70,7 @@ public final class TextGenerator: @unchecked Sendable {
         if let data = FileManager.default.contents(atPath: url.appendingPathComponent("tokenizer_config.json").path),
            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let jinja = json["chat_template"] as? String {
-            template = ChatTemplate.from(jinja: jinja)
+            template = try ChatTemplate(jinja: jinja, specialTokens: ChatTemplate.specialTokens(tokenizerConfig: json))
         }
         return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
     }
@@ -82,7 +85,7 @@ public final class TextGenerator: @unchecked Sendable {
     /// Token ids of a chat rendered with the model's template (ending with the assistant prompt).
     public func chatTokens(_ messages: [ChatMessage]) throws -> [Int] {
         guard let chatTemplate else { throw ModelError.invalidConfig("this model declares no supported chat template") }
-        return tokenizer.encode(chatTemplate.render(messages, addGenerationPrompt: true), addSpecialTokens: false)
+        return tokenizer.encode(try chatTemplate.render(messages, addGenerationPrompt: true), addSpecialTokens: false)
     }
 
     /// Generates after `prompt` (token ids), streaming decoded text to `onText`; stops at a stop token.

@@ -58,7 +58,7 @@ struct InfoCommand: ParsableCommand {
         }
         if let t = opened.text {
             print("tokenizer:           byte-level BPE, \(t.tokenizer.vocabularySize) tokens; chat template: "
-                  + (t.chatTemplate == nil ? "none" : "ChatML"))
+                  + (t.chatTemplate == nil ? "none" : t.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
         }
     }
 }
