@@ -295,7 +295,7 @@ extension JinjaEvaluator {
         for ch in s {
             let str = String(ch)
             let cased = ch.isCased
-            out += prevCased ? str.lowercased() : str.uppercased()
+            out += prevCased ? str.lowercased() : titlecased(ch)
             prevCased = cased
         }
         return out
@@ -304,7 +304,14 @@ extension JinjaEvaluator {
     /// Python `str.capitalize()`: first character uppercased (titlecase), the rest lowercased.
     static func capitalize(_ s: String) -> String {
         guard let f = s.first else { return s }
-        return String(f).uppercased() + s.dropFirst().lowercased()
+        return titlecased(f) + s.dropFirst().lowercased()
+    }
+
+    /// Unicode titlecase of a character (Python uses it for the first letter in `capitalize()` and `title()`).
+    static func titlecased(_ ch: Character) -> String {
+        var out = ""
+        for u in ch.unicodeScalars { out += u.properties.titlecaseMapping }
+        return out
     }
 
     static func pythonReplace(_ s: String, _ old: String, _ new: String, _ count: Int) -> String {
