@@ -57,7 +57,7 @@ struct InfoCommand: ParsableCommand {
             print("kv cache bytes/token: 0 (encoder: no cache)")
         }
         if let t = opened.text {
-            print("tokenizer:           byte-level BPE, \(t.tokenizer.vocabularySize) tokens; chat template: "
+            print("tokenizer:           \(t.tokenizer is BPETokenizer ? "byte-level BPE" : "SentencePiece"), \(t.tokenizer.vocabularySize) tokens; chat template: "
                   + (t.chatTemplate == nil ? "none" : t.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
         }
     }

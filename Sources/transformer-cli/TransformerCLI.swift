@@ -7,7 +7,7 @@ struct TransformerCLI: ParsableCommand {
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
         subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, Bench.self,
-                      ChatTemplateCommand.self]
+                      ChatTemplateCommand.self, TokenizeCommand.self]
     )
 }
 
