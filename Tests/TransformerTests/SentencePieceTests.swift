@@ -5,7 +5,7 @@ import XCTest
 /// SentencePiece-style tokenizers against their references (fixtures from `scripts/fixtures/spm.py`: a BPE model with
 /// byte fallback and a Unigram model trained with the `sentencepiece` package, converted by HF transformers):
 /// - tokenizer.json (Llama Metaspace, Llama-2 legacy normalizer, Gemma layout, T5 Unigram, Unigram behind
-///   NFKC/Lowercase/regex normalizers): ids, ids without special tokens, and decodes identical to HF `tokenizers`;
+///   NFKC/Lowercase/regex normalizers, Unigram behind SentencePiece's precompiled `nmt_nfkc` character map): ids, ids without special tokens, and decodes identical to HF `tokenizers`;
 /// - the GGUF (`tokenizer.ggml.model = "llama"`): ids and decodes identical to the SentencePiece library;
 /// - normalizers identical to `tokenizers.normalizers`.
 /// Tolerance: none (exact ids and strings).
@@ -16,7 +16,7 @@ final class SentencePieceTests: XCTestCase {
         return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
     }()
     static var corpus: [String] { cases["corpus"] as! [String] }
-    static let variants = ["llama_metaspace", "llama_legacy", "gemma_style", "t5_unigram", "unigram_nfkc"]
+    static let variants = ["llama_metaspace", "llama_legacy", "gemma_style", "t5_unigram", "unigram_nfkc", "t5_precompiled"]
 
     static func tokenizer(_ name: String) throws -> any TextTokenizer {
         try TokenizerLoader.load(tokenizerJSONData: try Data(contentsOf: root.appendingPathComponent(name + ".json")))
@@ -52,6 +52,10 @@ final class SentencePieceTests: XCTestCase {
         XCTAssertEqual(t5.model, .unigram)
         XCTAssertEqual(t5.suffixIds, [1])
         XCTAssertEqual(t5.unkTokenId, 2)
+        // The precompiled nmt_nfkc map is read and applied (full-width forms and ligatures fold, as NFKC does).
+        let t5p = try XCTUnwrap(try Self.tokenizer("t5_precompiled") as? SentencePieceTokenizer)
+        guard case .precompiled? = t5p.normalizer else { return XCTFail("expected a Precompiled normalizer") }
+        XCTAssertEqual(t5p.normalizer?.apply("ＡＢＣ１２３ ﬁ"), "ABC123 fi")
         // Byte fallback is exercised: an emoji outside the 800-piece vocabulary becomes <0xNN> tokens.
         let ids = llama.encode("😀", addSpecialTokens: false)
         XCTAssertEqual(ids.compactMap { llama.token(for: $0) }.filter { $0.hasPrefix("<0x") }.count, 4)
@@ -127,9 +131,12 @@ final class SentencePieceTests: XCTestCase {
             Data(#"{"normalizer":\#(normalizer),"pre_tokenizer":null,"model":\#(model)}"#.utf8)
         }
         XCTAssertNoThrow(try TokenizerLoader.load(tokenizerJSONData: json("null")))
-        XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json(#"{"type":"Precompiled","precompiled_charsmap":"AA=="}"#))) {
-            XCTAssertEqual($0 as? TokenizerError, .unsupported("normalizer Precompiled"))
+        XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json(#"{"type":"Nmt"}"#))) {
+            XCTAssertEqual($0 as? TokenizerError, .unsupported("normalizer Nmt"))
         }
+        // A truncated SentencePiece character map is reported, not read out of bounds.
+        XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json(#"{"type":"Precompiled","precompiled_charsmap":"AA=="}"#)))
+        XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json(#"{"type":"Precompiled","precompiled_charsmap":"CAAAAAEAAAA="}"#)))
         XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json("null", model: #"{"type":"WordLevel","vocab":{}}"#)))
         XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: json("null", model: #"{"type":"Unigram","vocab":[["a"]]}"#)))
         XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSONData: Data("[]".utf8)))
