@@ -8,13 +8,13 @@ import Foundation
 /// ```
 public final class TextGenerator: @unchecked Sendable {
     public let model: any CausalLanguageModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: any TextTokenizer
     /// The model's chat template, when it declares one this engine understands (ChatML).
     public let chatTemplate: ChatTemplate?
     /// Tokens that end a turn or the text (EOS and `<|im_end|>`-style end-of-turn tokens).
     public let stopTokens: Set<Int>
 
-    public init(model: any CausalLanguageModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?, stopTokens: Set<Int>) {
+    public init(model: any CausalLanguageModel, tokenizer: any TextTokenizer, chatTemplate: ChatTemplate?, stopTokens: Set<Int>) {
         (self.model, self.tokenizer, self.chatTemplate, self.stopTokens) = (model, tokenizer, chatTemplate, stopTokens)
     }
 
@@ -38,20 +38,16 @@ public final class TextGenerator: @unchecked Sendable {
         guard let tokens = f["tokenizer.ggml.tokens"]?.strings else {
             throw ModelError.invalidConfig("\(url.lastPathComponent): GGUF has no tokenizer.ggml.tokens")
         }
-        let kind = f["tokenizer.ggml.model"]?.string ?? "gpt2"
-        guard kind == "gpt2" else {
-            throw ModelError.invalidConfig("\(url.lastPathComponent): tokenizer '\(kind)' is not supported (byte-level BPE 'gpt2' only)")
+        let tokenizer: any TextTokenizer
+        do {
+            tokenizer = try TokenizerLoader.load(gguf: f)
+        } catch {
+            throw ModelError.invalidConfig("\(url.lastPathComponent): \(error)")
         }
-        let preName = f["tokenizer.ggml.pre"]?.string ?? "default"
-        let pre = PreTokenizer(ggmlName: preName) ?? .gpt2
-        if PreTokenizer(ggmlName: preName) == nil {
-            FileHandle.standardError.write("warning: pre-tokenizer '\(preName)' unknown, using GPT-2's split\n".data(using: .utf8)!)
-        }
-        let tokenizer = BPETokenizer(
-            tokens: tokens, merges: f["tokenizer.ggml.merges"]?.strings ?? [], tokenTypes: f["tokenizer.ggml.token_type"]?.ints,
-            preTokenizer: pre, bosTokenId: f["tokenizer.ggml.bos_token_id"]?.int, eosTokenId: f["tokenizer.ggml.eos_token_id"]?.int,
-            addBOS: f["tokenizer.ggml.add_bos_token"]?.bool ?? false)
-        let template = f["tokenizer.chat_template"]?.string.flatMap(ChatTemplate.from(jinja:))
+        var special: [String: String] = [:]
+        if let b = f["tokenizer.ggml.bos_token_id"]?.int, b >= 0, b < tokens.count { special["bos_token"] = tokens[b] }
+        if let e = f["tokenizer.ggml.eos_token_id"]?.int, e >= 0, e < tokens.count { special["eos_token"] = tokens[e] }
+        let template = try f["tokenizer.chat_template"]?.string.map { try ChatTemplate(jinja: $0, specialTokens: special) }
         return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
     }
 
@@ -62,17 +58,17 @@ public final class TextGenerator: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
             throw ModelError.io("\(url.path) has no tokenizer.json (text generation needs one; use token ids instead)")
         }
-        let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerURL)
+        let tokenizer = try TokenizerLoader.load(path: url.path)
         var template: ChatTemplate?
         if let data = FileManager.default.contents(atPath: url.appendingPathComponent("tokenizer_config.json").path),
            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let jinja = json["chat_template"] as? String {
-            template = ChatTemplate.from(jinja: jinja)
+            template = try ChatTemplate(jinja: jinja, specialTokens: ChatTemplate.specialTokens(tokenizerConfig: json))
         }
         return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
     }
 
-    static func stops(_ tokenizer: BPETokenizer, _ configEOS: [Int]?) -> Set<Int> {
+    static func stops(_ tokenizer: any TextTokenizer, _ configEOS: [Int]?) -> Set<Int> {
         var s = Set(configEOS ?? [])
         if let eos = tokenizer.eosTokenId { s.insert(eos) }
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] { if let id = tokenizer.id(for: name) { s.insert(id) } }
@@ -82,7 +78,7 @@ public final class TextGenerator: @unchecked Sendable {
     /// Token ids of a chat rendered with the model's template (ending with the assistant prompt).
     public func chatTokens(_ messages: [ChatMessage]) throws -> [Int] {
         guard let chatTemplate else { throw ModelError.invalidConfig("this model declares no supported chat template") }
-        return tokenizer.encode(chatTemplate.render(messages, addGenerationPrompt: true), addSpecialTokens: false)
+        return tokenizer.encode(try chatTemplate.render(messages, addGenerationPrompt: true), addSpecialTokens: false)
     }
 
     /// Generates after `prompt` (token ids), streaming decoded text to `onText`; stops at a stop token.

@@ -131,7 +131,7 @@ struct ChatCommand: ParsableCommand {
             guard let line = readLine(), !line.isEmpty else { break }
             history.append(.user(line))
             // Render the whole conversation; reuse the cached prefix it shares and feed only the rest.
-            let all = text.tokenizer.encode(template.render(history, addGenerationPrompt: true), addSpecialTokens: false)
+            let all = text.tokenizer.encode(try template.render(history, addGenerationPrompt: true), addSpecialTokens: false)
             var shared = 0
             while shared < min(cached.count, all.count - 1) && cached[shared] == all[shared] { shared += 1 }
             cache.truncate(to: shared)

@@ -78,8 +78,8 @@ struct InfoCommand: ParsableCommand {
             print("context length:      \(m.bert.maxPositions)")
         }
         if let t = opened.text {
-            print("tokenizer:           byte-level BPE, \(t.tokenizer.vocabularySize) tokens; chat template: "
-                  + (t.chatTemplate == nil ? "none" : "ChatML"))
+            print("tokenizer:           \(t.tokenizer is BPETokenizer ? "byte-level BPE" : "SentencePiece"), \(t.tokenizer.vocabularySize) tokens; chat template: "
+                  + (t.chatTemplate == nil ? "none" : t.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
         }
     }
 }

@@ -6,7 +6,8 @@ struct TransformerCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, EmbedCommand.self, Bench.self]
+        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, EmbedCommand.self,
+                      TokenizeCommand.self, ChatTemplateCommand.self, Bench.self]
     )
 }
 

@@ -371,29 +371,35 @@ final class TokenizerTests: XCTestCase {
 
     // MARK: Chat template
 
-    func testChatTemplateMatchesHF() {
+    func testChatTemplateMatchesHF() throws {
         let template = ChatTemplate.from(jinja: Self.cases.gguf.chat_template)
         XCTAssertNotNil(template)
         XCTAssertEqual(template?.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         guard let template else { return }
         XCTAssertEqual(Self.cases.chat.count, 6)
         for c in Self.cases.chat {
-            let text = template.render(c.messages, addGenerationPrompt: c.add_generation_prompt)
+            let text = try template.render(c.messages, addGenerationPrompt: c.add_generation_prompt)
             XCTAssertEqual(bytes(text), bytes(c.text), show(c.text))
             XCTAssertEqual(Self.tokenizer.encode(text), c.ids)
         }
-        XCTAssertEqual(template.render([], addGenerationPrompt: true), "<|im_start|>assistant\n")
+        XCTAssertEqual(try template.render([], addGenerationPrompt: true), "<|im_start|>assistant\n")
     }
 
-    func testChatTemplateRecognition() {
-        XCTAssertNil(ChatTemplate.from(jinja: "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"))
+    func testChatTemplateRecognition() throws {
+        // Any template is rendered by the Jinja interpreter (not only ChatML).
+        let inst = ChatTemplate.from(jinja: "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
+                                     specialTokens: ["bos_token": "<s>"])
+        XCTAssertEqual(try inst?.render([.user("U")], addGenerationPrompt: false), "<s>[INST] U [/INST]")
+        XCTAssertNil(ChatTemplate.from(jinja: "{% include 'x' %}"))
         // ChatML without a default system prompt (the system branch concatenates the message's content).
         let plain = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-        XCTAssertEqual(ChatTemplate.from(jinja: plain), ChatTemplate.chatML)
+        let conversation: [ChatMessage] = [.system("S"), .user("U"), .assistant("A")]
+        XCTAssertEqual(try ChatTemplate.from(jinja: plain)?.render(conversation, addGenerationPrompt: true),
+                       try ChatTemplate.chatML.render(conversation, addGenerationPrompt: true))
         let qwenLike = "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You\\'re helpful.<|im_end|>\\n' }}{%- endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
         XCTAssertEqual(ChatTemplate.from(jinja: qwenLike)?.defaultSystemPrompt,
                        "You are Qwen, created by Alibaba Cloud. You're helpful.")
-        let rendered = ChatTemplate.chatML.render([.system("S"), .user("U"), .assistant("A")], addGenerationPrompt: false)
+        let rendered = try ChatTemplate.chatML.render([.system("S"), .user("U"), .assistant("A")], addGenerationPrompt: false)
         XCTAssertEqual(rendered, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n")
     }
 

@@ -15,7 +15,7 @@ import Foundation
 /// U+FFFD as Rust's `String::from_utf8_lossy` does. For generation, use ``StreamingDecoder``.
 ///
 /// The tokenizer is immutable apart from an internal, lock-protected cache of piece → ids, and is safe to share.
-public final class BPETokenizer: Sendable {
+public final class BPETokenizer: TextTokenizer {
     /// The pre-tokenizer applied between special tokens.
     public let preTokenizer: PreTokenizer
     /// Number of token ids (`0..<vocabularySize`).
@@ -236,6 +236,13 @@ public final class BPETokenizer: Sendable {
             let id = byteToId[Int(b)]
             if id >= 0 { ids.append(id) }
         }
+        return Self.applyMerges(ids, merges)
+    }
+
+    /// Applies BPE merges to a symbol sequence: repeatedly the adjacent pair with the lowest rank (leftmost on
+    /// ties) is merged. `merges` maps (left id << 32 | right id) to (rank << 32 | merged id).
+    static func applyMerges(_ symbols: [Int32], _ merges: [UInt64: UInt64]) -> [Int] {
+        var ids = symbols
         let n = ids.count
         if n < 2 { return ids.map(Int.init) }
         var next = [Int32](unsafeUninitializedCapacity: n) { p, c in
@@ -297,30 +304,29 @@ public final class BPETokenizer: Sendable {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
-
-    /// A streaming decoder over this tokenizer.
-    public func streamingDecoder(skipSpecialTokens: Bool = false) -> StreamingDecoder {
-        StreamingDecoder(tokenizer: self, skipSpecialTokens: skipSpecialTokens)
-    }
 }
 
 /// Incremental decoding for generation: emits text as soon as whole UTF-8 characters are available.
 ///
-/// Tokens often end in the middle of a multi-byte character (an emoji is typically two or three tokens). The
-/// decoder holds back an incomplete UTF-8 sequence at the end until the bytes completing it arrive; anything that
-/// cannot become valid is emitted as U+FFFD right away. The concatenation of everything ``append(_:)`` returned
-/// plus ``finish()`` equals ``BPETokenizer/decode(_:skipSpecialTokens:)`` of all ids.
+/// Tokens often end in the middle of a multi-byte character (an emoji is typically two or three tokens; a
+/// SentencePiece byte-fallback token `<0xF0>` is one byte). The decoder holds back an incomplete UTF-8 sequence at
+/// the end until the bytes completing it arrive; anything that cannot become valid is emitted as U+FFFD right away.
+/// It drops the leading spaces the tokenizer's decoder strips (``TextTokenizer/leadingSpacesStripped``) from the
+/// start of the text. The concatenation of everything ``append(_:)`` returned plus ``finish()`` equals the
+/// tokenizer's `decode(_:skipSpecialTokens:)` of all ids.
 public struct StreamingDecoder: Sendable {
     /// The tokenizer whose tokens are decoded.
-    public let tokenizer: BPETokenizer
+    public let tokenizer: any TextTokenizer
     /// Whether special (control) tokens are dropped.
     public let skipSpecialTokens: Bool
     private var pending: [UInt8] = []
+    private var spacesToStrip: Int
 
     /// Creates a decoder with nothing pending.
-    public init(tokenizer: BPETokenizer, skipSpecialTokens: Bool = false) {
+    public init(tokenizer: any TextTokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        self.spacesToStrip = tokenizer.leadingSpacesStripped
     }
 
     /// Whether bytes of an incomplete character are held back.
@@ -328,8 +334,14 @@ public struct StreamingDecoder: Sendable {
 
     /// Adds one token; returns the text that became complete (possibly empty).
     public mutating func append(_ id: Int) -> String {
-        guard let bytes = tokenizer.bytes(for: id) else { return "" }
+        guard var bytes = tokenizer.bytes(for: id) else { return "" }
         if skipSpecialTokens && tokenizer.isSpecialToken(id) { return "" }
+        if spacesToStrip > 0 {
+            var k = 0
+            while k < bytes.count && k < spacesToStrip && bytes[k] == 0x20 { k += 1 }
+            bytes.removeFirst(k)
+            spacesToStrip = 0
+        }
         pending.append(contentsOf: bytes)
         let cut = Self.completePrefixLength(pending)
         guard cut > 0 else { return "" }
@@ -347,7 +359,10 @@ public struct StreamingDecoder: Sendable {
 
     /// Emits whatever is held back (an incomplete character becomes U+FFFD) and resets.
     public mutating func finish() -> String {
-        defer { pending.removeAll() }
+        defer {
+            pending.removeAll()
+            spacesToStrip = tokenizer.leadingSpacesStripped
+        }
         return String(decoding: pending, as: UTF8.self)
     }
 

@@ -21,20 +21,38 @@ public struct ChatMessage: Sendable, Hashable, Codable {
     public static func assistant(_ content: String) -> ChatMessage { ChatMessage(role: "assistant", content: content) }
 }
 
-/// A ChatML chat template (`<|im_start|>role\ncontent<|im_end|>\n` per message), as used by SmolLM2, Qwen2 and
-/// others, optionally with a default system prompt inserted when the conversation does not start with one.
+/// A chat template: a model's Jinja template (GGUF `tokenizer.chat_template`, tokenizer_config.json
+/// `chat_template`) rendered by the Jinja interpreter in `Jinja/` exactly as Hugging Face's `apply_chat_template`
+/// renders it, or the built-in ChatML format.
 ///
-/// This is not a Jinja engine: ``from(jinja:)`` recognises ChatML templates and extracts the default system
-/// prompt. For SmolLM2-Instruct, ``render(_:addGenerationPrompt:)`` is byte-identical to HF's
-/// `apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`.
+/// Rendering passes the template what HF passes: `messages`, `add_generation_prompt`, `tools` and `documents`
+/// (both `none`), and the special tokens in ``specialTokens`` (`bos_token`, `eos_token`, ...). A template that calls
+/// `raise_exception(msg)` makes ``render(_:addGenerationPrompt:)`` throw ``JinjaError/raised(_:)`` with `msg`.
 public struct ChatTemplate: Sendable, Hashable {
-    /// Inserted as a first `system` message when the first message is not a system message (and there is at
-    /// least one message), as SmolLM2's `{% if loop.first and messages[0]['role'] != 'system' %}` does.
+    /// For the built-in ChatML format: inserted as a first `system` message when the first message is not a system
+    /// message (and there is at least one message), as SmolLM2's `{% if loop.first and messages[0]['role'] !=
+    /// 'system' %}` does. For a Jinja template, the literal default system prompt found in a ChatML template, if
+    /// any (informational; the template itself decides what is rendered).
     public var defaultSystemPrompt: String?
+    /// The Jinja source, or nil for the built-in ChatML format.
+    public var source: String? { jinja?.source }
+    /// Variables such as `bos_token` and `eos_token` passed to the template (HF's `special_tokens_map`).
+    public var specialTokens: [String: String]
+    let jinja: JinjaTemplate?
 
-    /// A ChatML template, with `defaultSystemPrompt` inserted when the conversation has no system message.
+    /// The built-in ChatML format, with `defaultSystemPrompt` inserted when the conversation has no system message.
     public init(defaultSystemPrompt: String? = nil) {
         self.defaultSystemPrompt = defaultSystemPrompt
+        self.specialTokens = [:]
+        self.jinja = nil
+    }
+
+    /// Parses a Jinja chat template. Throws ``JinjaError`` when it is not valid Jinja or uses a construct the
+    /// interpreter does not implement.
+    public init(jinja source: String, specialTokens: [String: String] = [:]) throws {
+        self.jinja = try JinjaTemplate(source)
+        self.specialTokens = specialTokens
+        self.defaultSystemPrompt = Self.literalChatMLSystemPrompt(source)
     }
 
     /// Plain ChatML, no default system prompt.
@@ -43,11 +61,77 @@ public struct ChatTemplate: Sendable, Hashable {
     static let start = "<|im_start|>"
     static let end = "<|im_end|>"
 
-    /// Recognises a ChatML Jinja template (GGUF `tokenizer.chat_template` or tokenizer_config.json
-    /// `chat_template`): it must contain `<|im_start|>` and `<|im_end|>`. A literal system message in the
-    /// template, `<|im_start|>system\n…<|im_end|>` written as one string literal (not built from
-    /// `message['content']`), becomes ``defaultSystemPrompt``. Returns `nil` for other templates.
-    public static func from(jinja template: String) -> ChatTemplate? {
+    /// A template from its Jinja source, or nil if it does not parse (see ``init(jinja:specialTokens:)`` for the
+    /// error).
+    public static func from(jinja template: String, specialTokens: [String: String] = [:]) -> ChatTemplate? {
+        try? ChatTemplate(jinja: template, specialTokens: specialTokens)
+    }
+
+    /// A copy with the given special tokens (e.g. `["bos_token": "<s>", "eos_token": "</s>"]`) added.
+    public func with(specialTokens more: [String: String]) -> ChatTemplate {
+        var c = self
+        c.specialTokens.merge(more) { _, new in new }
+        return c
+    }
+
+    public static func == (a: ChatTemplate, b: ChatTemplate) -> Bool {
+        a.defaultSystemPrompt == b.defaultSystemPrompt && a.source == b.source && a.specialTokens == b.specialTokens
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(defaultSystemPrompt)
+        h.combine(source)
+        h.combine(specialTokens)
+    }
+
+    /// Renders `messages`; with `addGenerationPrompt`, ends with the prompt for the assistant's reply.
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        guard jinja != nil else { return renderChatML(messages, addGenerationPrompt: addGenerationPrompt) }
+        let values: [JinjaValue] = messages.map { ["role": .string($0.role), "content": .string($0.content)] }
+        return try render(messages: values, addGenerationPrompt: addGenerationPrompt)
+    }
+
+    /// Renders messages given as Jinja values (dictionaries that may carry more than `role` and `content`, such as
+    /// `tool_calls`). `variables` are added to (and override) the standard ones; `now` is what `strftime_now`
+    /// formats.
+    public func render(messages: [JinjaValue], addGenerationPrompt: Bool, variables: [String: JinjaValue] = [:],
+                       now: Date = Date()) throws -> String {
+        guard let jinja else {
+            let plain = try messages.map { m -> ChatMessage in
+                guard case .object(let o) = m, case .string(let role)? = o["role"], case .string(let content)? = o["content"] else {
+                    throw JinjaError.invalidInput("the built-in ChatML template needs messages with string role and content")
+                }
+                return ChatMessage(role: role, content: content)
+            }
+            return renderChatML(plain, addGenerationPrompt: addGenerationPrompt)
+        }
+        var vars: [String: JinjaValue] = [:]
+        for (k, v) in specialTokens { vars[k] = .string(v) }
+        vars["messages"] = .list(messages)
+        vars["tools"] = JinjaValue.none
+        vars["documents"] = JinjaValue.none
+        vars["add_generation_prompt"] = .bool(addGenerationPrompt)
+        vars.merge(variables) { _, new in new }
+        return try jinja.render(vars, now: now)
+    }
+
+    func renderChatML(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
+        var s = ""
+        if let system = defaultSystemPrompt, let first = messages.first, first.role != "system" {
+            s += Self.start + "system\n" + system + Self.end + "\n"
+        }
+        for m in messages {
+            s += Self.start + m.role + "\n" + m.content + Self.end + "\n"
+        }
+        if addGenerationPrompt {
+            s += Self.start + "assistant\n"
+        }
+        return s
+    }
+
+    /// The literal system message `<|im_start|>system\n…<|im_end|>` written as one string literal in a ChatML
+    /// template (not built from `message['content']`), if there is one.
+    static func literalChatMLSystemPrompt(_ template: String) -> String? {
         guard template.contains(start), template.contains(end) else { return nil }
         var searchFrom = template.startIndex
         let marker = start + "system"
@@ -63,29 +147,12 @@ public struct ChatTemplate: Sendable, Hashable {
             }
             guard let e = rest.range(of: end) else { continue }
             let literal = rest[..<e.lowerBound]
-            // Inside a Jinja string literal, an unescaped closing quote means the text is built from pieces
-            // (`'<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>'`), not a literal prompt.
             let before = r.lowerBound > template.startIndex ? template[template.index(before: r.lowerBound)] : " "
             if literal.contains("{{") || literal.contains("{%") { continue }
             if before == "'" || before == "\"", Self.containsUnescaped(before, in: literal) { continue }
-            return ChatTemplate(defaultSystemPrompt: unescapeJinja(literal))
+            return unescapeJinja(literal)
         }
-        return ChatTemplate()
-    }
-
-    /// Renders `messages`; with `addGenerationPrompt`, appends `<|im_start|>assistant\n` for the reply.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        var s = ""
-        if let system = defaultSystemPrompt, let first = messages.first, first.role != "system" {
-            s += Self.start + "system\n" + system + Self.end + "\n"
-        }
-        for m in messages {
-            s += Self.start + m.role + "\n" + m.content + Self.end + "\n"
-        }
-        if addGenerationPrompt {
-            s += Self.start + "assistant\n"
-        }
-        return s
+        return nil
     }
 
     static func containsUnescaped(_ quote: Character, in s: Substring) -> Bool {
@@ -119,6 +186,23 @@ public struct ChatTemplate: Sendable, Hashable {
             default:
                 out.append(c)
                 out.append(n)
+            }
+        }
+        return out
+    }
+}
+
+extension ChatTemplate {
+    /// The special tokens of a parsed tokenizer_config.json (`bos_token`, `eos_token`, `unk_token`, `pad_token`,
+    /// `sep_token`, `cls_token`, `mask_token`: a string or an `{"content": ...}` object), as HF passes them to
+    /// templates.
+    public static func specialTokens(tokenizerConfig json: [String: Any]) -> [String: String] {
+        var out: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] {
+            if let s = json[key] as? String {
+                out[key] = s
+            } else if let s = (json[key] as? [String: Any])?["content"] as? String {
+                out[key] = s
             }
         }
         return out
