@@ -117,6 +117,19 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
+    func testHostileTemplatesFailCleanly() {
+        let deep = String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000)
+        XCTAssertThrowsError(try JinjaTemplate("{{ \(deep) }}")) { error in
+            guard case JinjaError.syntax = error else { return XCTFail("\(error)") }
+        }
+        let recursive = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"
+        XCTAssertThrowsError(try JinjaTemplate(recursive).render([:])) { error in
+            guard case JinjaError.runtime = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try JinjaTemplate("{{ 'x' * 1000000000000 }}").render([:]))
+        XCTAssertThrowsError(try JinjaTemplate("{{ range(100000000) | length }}").render([:]))
+    }
+
     func testPythonRuntimeErrorsThrow() {
         for src in ["{{ undefined_name.attr }}", "{{ undefined_name + 1 }}", "{{ 'a' + 1 }}", "{{ 'a' < 1 }}",
                     "{% for x in 5 %}{% endfor %}", "{{ 1 // 0 }}", "{{ undefined_name | tojson }}"] {

@@ -174,6 +174,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Loading
 
+    /// Ids at or above this are rejected as corrupt (the largest real vocabularies are a few hundred thousand).
+    static let maxVocabularySize = 1 << 24
+
     /// Reads an HF `tokenizer.json` whose model is `BPE` with SentencePiece conventions (byte fallback or `▁`
     /// word boundaries) or `Unigram`. `tokenizerConfigData` (tokenizer_config.json) may override whether BOS/EOS are
     /// added (`add_bos_token`, `add_eos_token`).
@@ -195,7 +198,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
             guard let vocab = m["vocab"] as? [String: Any] else { throw TokenizerError.invalidFormat("no vocab") }
             var byId = [Int: String]()
             for (t, v) in vocab {
-                guard let id = (v as? NSNumber)?.intValue, id >= 0 else { throw TokenizerError.invalidFormat("vocab entry \(t)") }
+                guard let id = (v as? NSNumber)?.intValue, id >= 0, id < Self.maxVocabularySize else {
+                    throw TokenizerError.invalidFormat("vocab entry \(t)")
+                }
                 byId[id] = t
             }
             pieces = [String](repeating: "", count: (byId.keys.max() ?? -1) + 1)
@@ -238,7 +243,8 @@ public final class SentencePieceTokenizer: TextTokenizer {
         var special = [Bool](repeating: false, count: pieces.count)
         var added: [Int] = []
         for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, let content = entry["content"] as? String else {
+            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < Self.maxVocabularySize,
+                  let content = entry["content"] as? String else {
                 throw TokenizerError.invalidFormat("added token \(entry)")
             }
             if id >= pieces.count {
