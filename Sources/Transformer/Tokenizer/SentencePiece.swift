@@ -82,6 +82,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
     let isSpecial: [Bool]
     let tokenBytes: [[UInt8]]
     let addedByFirstByte: [[(bytes: [UInt8], id: Int)]]
+    /// Added tokens that swallow the whitespace on their left / right (HF `AddedToken(lstrip:, rstrip:)`).
+    let lstripIds: Set<Int>
+    let rstripIds: Set<Int>
     /// For ``Model/unigram``: piece UTF-8 -> id, the longest piece in bytes, the lowest score.
     let unigramPieces: [[UInt8]: Int]
     let maxPieceBytes: Int
@@ -92,7 +95,10 @@ public final class SentencePieceTokenizer: TextTokenizer {
     init(model: Model, pieces: [String], scores: [Float], merges: [(String, String)], special: [Bool],
          added: [Int], matchable: [Bool], unk: Int?, bos: Int?, eos: Int?, prefixIds: [Int], suffixIds: [Int],
          normalizer: Normalizer?, preTokenizer: [PreTokenizerStep], byteFallback: Bool, fuseUnk: Bool,
-         decodeBytes: Bool, replaceMetaspace: Bool, leadingSpacesStripped: Int, addSpacePrefix: Bool) {
+         decodeBytes: Bool, replaceMetaspace: Bool, leadingSpacesStripped: Int, addSpacePrefix: Bool,
+         lstripIds: Set<Int> = [], rstripIds: Set<Int> = []) {
+        self.lstripIds = lstripIds
+        self.rstripIds = rstripIds
         self.model = model
         self.pieces = pieces
         self.vocabularySize = pieces.count
@@ -242,6 +248,7 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
         var special = [Bool](repeating: false, count: pieces.count)
         var added: [Int] = []
+        var lstrip = Set<Int>(), rstrip = Set<Int>()
         for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
             guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < Self.maxVocabularySize,
                   let content = entry["content"] as? String else {
@@ -255,6 +262,12 @@ public final class SentencePieceTokenizer: TextTokenizer {
             pieces[id] = content
             special[id] = entry["special"] as? Bool ?? false
             added.append(id)
+            if entry["lstrip"] as? Bool == true { lstrip.insert(id) }
+            if entry["rstrip"] as? Bool == true { rstrip.insert(id) }
+            if entry["single_word"] as? Bool == true { throw TokenizerError.unsupported("single_word added token \(content)") }
+            if entry["normalized"] as? Bool == true && !(special[id]) && Self.normalizerChangesText(root["normalizer"]) {
+                throw TokenizerError.unsupported("normalized added token \(content) behind a normalizer")
+            }
         }
         let matchable = pieces.indices.map { !special[$0] }
 
@@ -345,7 +358,14 @@ public final class SentencePieceTokenizer: TextTokenizer {
                   matchable: matchable, unk: unk, bos: bos, eos: eos, prefixIds: prefix, suffixIds: suffix,
                   normalizer: normalizer, preTokenizer: steps, byteFallback: byteFallback, fuseUnk: fuseUnk,
                   decodeBytes: decodeBytes, replaceMetaspace: replaceMetaspace, leadingSpacesStripped: strip,
-                  addSpacePrefix: false)
+                  addSpacePrefix: false, lstripIds: lstrip, rstripIds: rstrip)
+    }
+
+    /// Whether a tokenizer.json normalizer can change added-token text (then `normalized: true` added tokens would
+    /// have to be matched after normalization, which is not implemented).
+    static func normalizerChangesText(_ node: Any?) -> Bool {
+        guard let o = node as? [String: Any] else { return false }
+        return !o.isEmpty
     }
 
     /// Builds the tokenizer of a GGUF file with `tokenizer.ggml.model = "llama"` (SentencePiece BPE by scores).
@@ -421,10 +441,19 @@ public final class SentencePieceTokenizer: TextTokenizer {
                 if bytes[i..<(i + c.bytes.count)].elementsEqual(c.bytes) { matched = (c.id, c.bytes.count); break }
             }
             if let (id, len) = matched {
-                flush(i)
+                var end = i
+                if lstripIds.contains(id) {
+                    // the whitespace before the token belongs to it
+                    while end > segmentStart, let last = Self.lastScalar(bytes, segmentStart, end),
+                          last.scalar.properties.isWhitespace { end -= last.length }
+                }
+                flush(end)
                 out.append(id)
                 previousWasSpecial = true
                 i += len
+                if rstripIds.contains(id) {
+                    while i < bytes.count, let next = Self.scalar(bytes, i), next.scalar.properties.isWhitespace { i += next.length }
+                }
                 segmentStart = i
             } else {
                 i += 1
@@ -433,6 +462,21 @@ public final class SentencePieceTokenizer: TextTokenizer {
         flush(bytes.count)
         if addSpecialTokens { out += suffixIds }
         return out
+    }
+
+    /// The scalar starting at byte `i` of valid UTF-8, with its length.
+    static func scalar(_ b: [UInt8], _ i: Int) -> (scalar: Unicode.Scalar, length: Int)? {
+        let n = min(SentencePieceTokenizer.utf8Length(b[i]), b.count - i)
+        guard let u = String(decoding: b[i..<(i + n)], as: UTF8.self).unicodeScalars.first else { return nil }
+        return (u, n)
+    }
+
+    /// The scalar ending at byte `end` (after `start`) of valid UTF-8, with its length.
+    static func lastScalar(_ b: [UInt8], _ start: Int, _ end: Int) -> (scalar: Unicode.Scalar, length: Int)? {
+        var k = end - 1
+        while k > start && b[k] & 0xC0 == 0x80 { k -= 1 }
+        guard k >= start else { return nil }
+        return scalar(b, k).map { ($0.scalar, end - k) }
     }
 
     func encodeSegment(_ text: String, atStart: Bool, afterSpecial: Bool, into out: inout [Int]) {
