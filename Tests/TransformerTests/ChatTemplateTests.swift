@@ -128,6 +128,11 @@ final class ChatTemplateTests: XCTestCase {
         }
         XCTAssertThrowsError(try JinjaTemplate("{{ 'x' * 1000000000000 }}").render([:]))
         XCTAssertThrowsError(try JinjaTemplate("{{ range(100000000) | length }}").render([:]))
+        XCTAssertThrowsError(try JinjaTemplate("{{ 2 ** 64 }}").render([:])) { error in
+            guard case JinjaError.unsupported = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertEqual(try JinjaTemplate("{{ (-1) ** 3 }} {{ 2 ** 62 }} {{ 9223372036854775807 - 1 }}").render([:]),
+                       "-1 4611686018427387904 9223372036854775806")
     }
 
     func testPythonRuntimeErrorsThrow() {

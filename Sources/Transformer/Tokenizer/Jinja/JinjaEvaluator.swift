@@ -399,10 +399,20 @@ struct JinjaEvaluator {
         if let x = Self.number(a), let y = Self.number(b) {
             switch (x, y) {
             case (.int(let i), .int(let j)):
+                let overflow = JinjaError.unsupported("integers beyond 64 bits (Python's arbitrary precision)")
                 switch op {
-                case "+": return .int(i &+ j)
-                case "-": return .int(i &- j)
-                case "*": return .int(i &* j)
+                case "+":
+                    let (r, o) = i.addingReportingOverflow(j)
+                    if o { throw overflow }
+                    return .int(r)
+                case "-":
+                    let (r, o) = i.subtractingReportingOverflow(j)
+                    if o { throw overflow }
+                    return .int(r)
+                case "*":
+                    let (r, o) = i.multipliedReportingOverflow(by: j)
+                    if o { throw overflow }
+                    return .int(r)
                 case "/":
                     guard j != 0 else { throw JinjaError.runtime("division by zero") }
                     return .double(Double(i) / Double(j))
@@ -416,8 +426,15 @@ struct JinjaEvaluator {
                     return .int(r != 0 && ((r < 0) != (j < 0)) ? r + j : r)
                 case "**":
                     if j < 0 { return .double(pow(Double(i), Double(j))) }
+                    if i == 1 || j == 0 { return .int(1) }
+                    if i == 0 { return .int(0) }
+                    if i == -1 { return .int(j % 2 == 0 ? 1 : -1) }
                     var r = 1
-                    for _ in 0..<j { r = r &* i }
+                    for _ in 0..<j {  // |i| >= 2: overflows within 64 steps
+                        let (m, o) = r.multipliedReportingOverflow(by: i)
+                        if o { throw overflow }
+                        r = m
+                    }
                     return .int(r)
                 default: throw typeError
                 }
