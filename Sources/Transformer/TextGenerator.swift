@@ -37,7 +37,7 @@ public final class TextGenerator: @unchecked Sendable {
             throw ModelError.invalidConfig("\(url.path) is not a causal language model")
         }
         let f = checkpoint.file
-        guard let tokens = f["tokenizer.ggml.tokens"]?.strings else {
+        guard f["tokenizer.ggml.tokens"]?.strings != nil else {
             throw ModelError.invalidConfig("\(url.lastPathComponent): GGUF has no tokenizer.ggml.tokens")
         }
         let tokenizer: any TextTokenizer
@@ -46,9 +46,7 @@ public final class TextGenerator: @unchecked Sendable {
         } catch {
             throw ModelError.invalidConfig("\(url.lastPathComponent): \(error)")
         }
-        var special: [String: String] = [:]
-        if let b = f["tokenizer.ggml.bos_token_id"]?.int, b >= 0, b < tokens.count { special["bos_token"] = tokens[b] }
-        if let e = f["tokenizer.ggml.eos_token_id"]?.int, e >= 0, e < tokens.count { special["eos_token"] = tokens[e] }
+        let special = ChatTemplate.specialTokens(gguf: f)
         var template: ChatTemplate?
         var templateError: String?
         if let source = f["tokenizer.chat_template"]?.string {
