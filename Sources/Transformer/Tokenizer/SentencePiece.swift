@@ -51,17 +51,26 @@ public final class SentencePieceTokenizer: TextTokenizer {
         case metaspace(replacement: Character, prependScheme: PrependScheme, split: Bool)
     }
 
+    /// The segmentation algorithm.
     public let model: Model
+    /// Number of token ids (pieces plus added tokens).
     public let vocabularySize: Int
+    /// Beginning-of-sequence id, if any.
     public let bosTokenId: Int?
+    /// End-of-sequence id, if any.
     public let eosTokenId: Int?
     /// The unknown-piece id, if any.
     public let unkTokenId: Int?
     /// Ids `encode(_, addSpecialTokens: true)` puts before / after the text (post-processor: BOS, T5's EOS).
     public let prefixIds: [Int]
+    /// See ``prefixIds``.
     public let suffixIds: [Int]
+    /// Applied to the text between added tokens (tokenizer.json only).
     public let normalizer: Normalizer?
+    /// Applied after the normalizer, in order (tokenizer.json only).
     public let preTokenizer: [PreTokenizerStep]
+    /// Leading spaces the decoder drops (1 for Llama-style `Strip` / `Metaspace` decoders and GGUF's
+    /// `add_space_prefix`).
     public let leadingSpacesStripped: Int
     /// GGUF mode: prepend a space to the first text fragment and after special tokens.
     public let addSpacePrefix: Bool
@@ -405,6 +414,7 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Vocabulary
 
+    /// The id of a piece or added token.
     public func id(for token: String) -> Int? { lookup(token) }
 
     /// The id of a piece, compared byte for byte (Swift's `String` equality would also match other Unicode
@@ -414,14 +424,19 @@ public final class SentencePieceTokenizer: TextTokenizer {
         guard let id = pieceToId[s], pieces[id].utf8.elementsEqual(s.utf8) else { return nil }
         return id
     }
+    /// The piece (with `▁`) or added token of an id.
     public func token(for id: Int) -> String? { id >= 0 && id < pieces.count ? pieces[id] : nil }
+    /// The bytes an id decodes to: `▁` as a space, `<0xNN>` as byte NN.
     public func bytes(for id: Int) -> [UInt8]? { id >= 0 && id < tokenBytes.count ? tokenBytes[id] : nil }
+    /// Whether `id` is a special (control) token.
     public func isSpecialToken(_ id: Int) -> Bool { id >= 0 && id < isSpecial.count && isSpecial[id] }
     /// The score of a piece (0 for BPE-with-merges vocabularies).
     public func score(for id: Int) -> Float? { id >= 0 && id < scores.count ? scores[id] : nil }
 
     // MARK: Encoding
 
+    /// Encodes text: added tokens are matched in the raw text; `addSpecialTokens` adds ``prefixIds`` and
+    /// ``suffixIds``.
     public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
         var out: [Int] = addSpecialTokens ? prefixIds : []
         let bytes = Array(text.utf8)
@@ -653,6 +668,7 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Decoding
 
+    /// Decodes ids (see the type's documentation); ids out of range are ignored.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var bytes = [UInt8]()
         var first = true
