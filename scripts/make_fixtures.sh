@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet torch transformers safetensors numpy gguf accelerate
+  "$VENV/bin/pip" install --quiet torch transformers safetensors numpy gguf accelerate jinja2 sentencepiece protobuf
 fi
 "$VENV/bin/python" scripts/make_fixtures.py "$@"

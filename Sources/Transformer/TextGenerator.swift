@@ -13,6 +13,8 @@ public final class TextGenerator: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
     /// Tokens that end a turn or the text (EOS and `<|im_end|>`-style end-of-turn tokens).
     public let stopTokens: Set<Int>
+    /// Why the model's chat template could not be used (it does not parse, or uses unsupported Jinja), if so.
+    public internal(set) var chatTemplateError: String?
 
     public init(model: any CausalLanguageModel, tokenizer: any TextTokenizer, chatTemplate: ChatTemplate?, stopTokens: Set<Int>) {
         (self.model, self.tokenizer, self.chatTemplate, self.stopTokens) = (model, tokenizer, chatTemplate, stopTokens)
@@ -35,7 +37,7 @@ public final class TextGenerator: @unchecked Sendable {
             throw ModelError.invalidConfig("\(url.path) is not a causal language model")
         }
         let f = checkpoint.file
-        guard let tokens = f["tokenizer.ggml.tokens"]?.strings else {
+        guard f["tokenizer.ggml.tokens"]?.strings != nil else {
             throw ModelError.invalidConfig("\(url.lastPathComponent): GGUF has no tokenizer.ggml.tokens")
         }
         let tokenizer: any TextTokenizer
@@ -44,11 +46,15 @@ public final class TextGenerator: @unchecked Sendable {
         } catch {
             throw ModelError.invalidConfig("\(url.lastPathComponent): \(error)")
         }
-        var special: [String: String] = [:]
-        if let b = f["tokenizer.ggml.bos_token_id"]?.int, b >= 0, b < tokens.count { special["bos_token"] = tokens[b] }
-        if let e = f["tokenizer.ggml.eos_token_id"]?.int, e >= 0, e < tokens.count { special["eos_token"] = tokens[e] }
-        let template = try f["tokenizer.chat_template"]?.string.map { try ChatTemplate(jinja: $0, specialTokens: special) }
-        return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
+        let special = ChatTemplate.specialTokens(gguf: f)
+        var template: ChatTemplate?
+        var templateError: String?
+        if let source = f["tokenizer.chat_template"]?.string {
+            do { template = try ChatTemplate(jinja: source, specialTokens: special) } catch { templateError = "\(error)" }
+        }
+        let g = TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
+        g.chatTemplateError = templateError
+        return g
     }
 
     static func loadDirectory(_ url: URL) throws -> TextGenerator {
@@ -60,12 +66,19 @@ public final class TextGenerator: @unchecked Sendable {
         }
         let tokenizer = try TokenizerLoader.load(path: url.path)
         var template: ChatTemplate?
+        var templateError: String?
         if let data = FileManager.default.contents(atPath: url.appendingPathComponent("tokenizer_config.json").path),
            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let jinja = json["chat_template"] as? String {
-            template = try ChatTemplate(jinja: jinja, specialTokens: ChatTemplate.specialTokens(tokenizerConfig: json))
+            do {
+                template = try ChatTemplate(jinja: jinja, specialTokens: ChatTemplate.specialTokens(tokenizerConfig: json))
+            } catch {
+                templateError = "\(error)"
+            }
         }
-        return TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
+        let g = TextGenerator(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops(tokenizer, config.eosTokenId))
+        g.chatTemplateError = templateError
+        return g
     }
 
     static func stops(_ tokenizer: any TextTokenizer, _ configEOS: [Int]?) -> Set<Int> {
@@ -77,7 +90,10 @@ public final class TextGenerator: @unchecked Sendable {
 
     /// Token ids of a chat rendered with the model's template (ending with the assistant prompt).
     public func chatTokens(_ messages: [ChatMessage]) throws -> [Int] {
-        guard let chatTemplate else { throw ModelError.invalidConfig("this model declares no supported chat template") }
+        guard let chatTemplate else {
+            throw ModelError.invalidConfig("this model declares no supported chat template"
+                                           + (chatTemplateError.map { " (\($0))" } ?? ""))
+        }
         return tokenizer.encode(try chatTemplate.render(messages, addGenerationPrompt: true), addSpecialTokens: false)
     }
 

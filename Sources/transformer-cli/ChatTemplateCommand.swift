@@ -72,12 +72,7 @@ struct ChatTemplateCommand: ParsableCommand {
             guard let source = f["tokenizer.chat_template"]?.string else {
                 throw ValidationError("\(path) has no tokenizer.chat_template")
             }
-            var special: [String: String] = [:]
-            if let tokens = f["tokenizer.ggml.tokens"]?.strings {
-                if let b = f["tokenizer.ggml.bos_token_id"]?.int, b >= 0, b < tokens.count { special["bos_token"] = tokens[b] }
-                if let e = f["tokenizer.ggml.eos_token_id"]?.int, e >= 0, e < tokens.count { special["eos_token"] = tokens[e] }
-            }
-            return try ChatTemplate(jinja: source, specialTokens: special)
+            return try ChatTemplate(jinja: source, specialTokens: ChatTemplate.specialTokens(gguf: f))
         }
         var config: [String: Any] = [:]
         if let data = FileManager.default.contents(atPath: url.appendingPathComponent("tokenizer_config.json").path) {

@@ -120,7 +120,9 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         try threading.apply()
         guard let text = try OpenedModel.open(model).text else { throw ValidationError("\(model) has no tokenizer") }
-        guard let template = text.chatTemplate else { throw ValidationError("\(model) has no supported chat template") }
+        guard let template = text.chatTemplate else {
+            throw ValidationError("\(model) has no supported chat template" + (text.chatTemplateError.map { ": \($0)" } ?? ""))
+        }
         let cache = text.model.makeCache(capacity: min(context, text.model.maxPositions))
         var sampler = sampling.sampler
         var history: [ChatMessage] = system.map { [.system($0)] } ?? []

@@ -4,7 +4,7 @@ import XCTest
 
 /// SentencePiece-style tokenizers against their references (fixtures from `scripts/fixtures/spm.py`: a BPE model with
 /// byte fallback and a Unigram model trained with the `sentencepiece` package, converted by HF transformers):
-/// - tokenizer.json (Llama Metaspace, Llama-2 legacy normalizer, Gemma layout, T5 Unigram, Unigram behind
+/// - tokenizer.json (Llama Metaspace, Llama-2 legacy normalizer, Gemma layout, added tokens with lstrip/rstrip, T5 Unigram, Unigram behind
 ///   NFKC/Lowercase/regex normalizers, Unigram behind SentencePiece's precompiled `nmt_nfkc` character map): ids, ids without special tokens, and decodes identical to HF `tokenizers`;
 /// - the GGUF (`tokenizer.ggml.model = "llama"`): ids and decodes identical to the SentencePiece library;
 /// - normalizers identical to `tokenizers.normalizers`.
@@ -16,7 +16,8 @@ final class SentencePieceTests: XCTestCase {
         return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
     }()
     static var corpus: [String] { cases["corpus"] as! [String] }
-    static let variants = ["llama_metaspace", "llama_legacy", "gemma_style", "t5_unigram", "unigram_nfkc", "t5_precompiled"]
+    static let variants = ["llama_metaspace", "llama_legacy", "gemma_style", "llama_added", "t5_unigram", "unigram_nfkc",
+                           "t5_precompiled"]
 
     static func tokenizer(_ name: String) throws -> any TextTokenizer {
         try TokenizerLoader.load(tokenizerJSONData: try Data(contentsOf: root.appendingPathComponent(name + ".json")))

@@ -208,3 +208,17 @@ extension ChatTemplate {
         return out
     }
 }
+
+extension ChatTemplate {
+    /// The special tokens of GGUF tokenizer metadata (`tokenizer.ggml.{bos,eos,unknown,padding}_token_id` looked up
+    /// in `tokenizer.ggml.tokens`), named as HF passes them to templates.
+    public static func specialTokens(gguf f: GGUFFile) -> [String: String] {
+        guard let tokens = f["tokenizer.ggml.tokens"]?.strings else { return [:] }
+        var out: [String: String] = [:]
+        for (key, name) in [("bos_token_id", "bos_token"), ("eos_token_id", "eos_token"),
+                            ("unknown_token_id", "unk_token"), ("padding_token_id", "pad_token")] {
+            if let id = f["tokenizer.ggml." + key]?.int, id >= 0, id < tokens.count { out[name] = tokens[id] }
+        }
+        return out
+    }
+}

@@ -16,16 +16,23 @@ import Foundation
 ///
 /// Others (`BertNormalizer`, `Nmt`, ...) throw ``TokenizerError/unsupported(_:)`` when read.
 public indirect enum Normalizer: Sendable {
+    /// Unicode normalization forms.
     case nfc, nfd, nfkc, nfkd
+    /// Unicode lowercase.
     case lowercase
+    /// Removes combining marks.
     case stripAccents
-    /// Literal replacement.
+    /// Literal replacement (pattern, content).
     case replace(String, String)
     /// Regular-expression replacement (ICU syntax, which matches Oniguruma's for the patterns tokenizers use).
     case replaceRegex(pattern: String, content: String)
+    /// Prepends to non-empty text.
     case prepend(String)
+    /// Strips whitespace.
     case strip(left: Bool, right: Bool)
+    /// Applies each in order.
     case sequence([Normalizer])
+    /// SentencePiece's compiled normalization rules.
     case precompiled(PrecompiledCharsMap)
 
     /// Reads a tokenizer.json `normalizer` object; `nil`/`null` means no normalizer.

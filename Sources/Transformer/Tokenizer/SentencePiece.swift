@@ -51,17 +51,26 @@ public final class SentencePieceTokenizer: TextTokenizer {
         case metaspace(replacement: Character, prependScheme: PrependScheme, split: Bool)
     }
 
+    /// The segmentation algorithm.
     public let model: Model
+    /// Number of token ids (pieces plus added tokens).
     public let vocabularySize: Int
+    /// Beginning-of-sequence id, if any.
     public let bosTokenId: Int?
+    /// End-of-sequence id, if any.
     public let eosTokenId: Int?
     /// The unknown-piece id, if any.
     public let unkTokenId: Int?
     /// Ids `encode(_, addSpecialTokens: true)` puts before / after the text (post-processor: BOS, T5's EOS).
     public let prefixIds: [Int]
+    /// See ``prefixIds``.
     public let suffixIds: [Int]
+    /// Applied to the text between added tokens (tokenizer.json only).
     public let normalizer: Normalizer?
+    /// Applied after the normalizer, in order (tokenizer.json only).
     public let preTokenizer: [PreTokenizerStep]
+    /// Leading spaces the decoder drops (1 for Llama-style `Strip` / `Metaspace` decoders and GGUF's
+    /// `add_space_prefix`).
     public let leadingSpacesStripped: Int
     /// GGUF mode: prepend a space to the first text fragment and after special tokens.
     public let addSpacePrefix: Bool
@@ -82,6 +91,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
     let isSpecial: [Bool]
     let tokenBytes: [[UInt8]]
     let addedByFirstByte: [[(bytes: [UInt8], id: Int)]]
+    /// Added tokens that swallow the whitespace on their left / right (HF `AddedToken(lstrip:, rstrip:)`).
+    let lstripIds: Set<Int>
+    let rstripIds: Set<Int>
     /// For ``Model/unigram``: piece UTF-8 -> id, the longest piece in bytes, the lowest score.
     let unigramPieces: [[UInt8]: Int]
     let maxPieceBytes: Int
@@ -92,7 +104,10 @@ public final class SentencePieceTokenizer: TextTokenizer {
     init(model: Model, pieces: [String], scores: [Float], merges: [(String, String)], special: [Bool],
          added: [Int], matchable: [Bool], unk: Int?, bos: Int?, eos: Int?, prefixIds: [Int], suffixIds: [Int],
          normalizer: Normalizer?, preTokenizer: [PreTokenizerStep], byteFallback: Bool, fuseUnk: Bool,
-         decodeBytes: Bool, replaceMetaspace: Bool, leadingSpacesStripped: Int, addSpacePrefix: Bool) {
+         decodeBytes: Bool, replaceMetaspace: Bool, leadingSpacesStripped: Int, addSpacePrefix: Bool,
+         lstripIds: Set<Int> = [], rstripIds: Set<Int> = []) {
+        self.lstripIds = lstripIds
+        self.rstripIds = rstripIds
         self.model = model
         self.pieces = pieces
         self.vocabularySize = pieces.count
@@ -174,6 +189,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Loading
 
+    /// Ids at or above this are rejected as corrupt (the largest real vocabularies are a few hundred thousand).
+    static let maxVocabularySize = 1 << 24
+
     /// Reads an HF `tokenizer.json` whose model is `BPE` with SentencePiece conventions (byte fallback or `▁`
     /// word boundaries) or `Unigram`. `tokenizerConfigData` (tokenizer_config.json) may override whether BOS/EOS are
     /// added (`add_bos_token`, `add_eos_token`).
@@ -195,7 +213,9 @@ public final class SentencePieceTokenizer: TextTokenizer {
             guard let vocab = m["vocab"] as? [String: Any] else { throw TokenizerError.invalidFormat("no vocab") }
             var byId = [Int: String]()
             for (t, v) in vocab {
-                guard let id = (v as? NSNumber)?.intValue, id >= 0 else { throw TokenizerError.invalidFormat("vocab entry \(t)") }
+                guard let id = (v as? NSNumber)?.intValue, id >= 0, id < Self.maxVocabularySize else {
+                    throw TokenizerError.invalidFormat("vocab entry \(t)")
+                }
                 byId[id] = t
             }
             pieces = [String](repeating: "", count: (byId.keys.max() ?? -1) + 1)
@@ -237,8 +257,10 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
         var special = [Bool](repeating: false, count: pieces.count)
         var added: [Int] = []
+        var lstrip = Set<Int>(), rstrip = Set<Int>()
         for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, let content = entry["content"] as? String else {
+            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < Self.maxVocabularySize,
+                  let content = entry["content"] as? String else {
                 throw TokenizerError.invalidFormat("added token \(entry)")
             }
             if id >= pieces.count {
@@ -249,6 +271,12 @@ public final class SentencePieceTokenizer: TextTokenizer {
             pieces[id] = content
             special[id] = entry["special"] as? Bool ?? false
             added.append(id)
+            if entry["lstrip"] as? Bool == true { lstrip.insert(id) }
+            if entry["rstrip"] as? Bool == true { rstrip.insert(id) }
+            if entry["single_word"] as? Bool == true { throw TokenizerError.unsupported("single_word added token \(content)") }
+            if entry["normalized"] as? Bool == true && !(special[id]) && Self.normalizerChangesText(root["normalizer"]) {
+                throw TokenizerError.unsupported("normalized added token \(content) behind a normalizer")
+            }
         }
         let matchable = pieces.indices.map { !special[$0] }
 
@@ -339,7 +367,14 @@ public final class SentencePieceTokenizer: TextTokenizer {
                   matchable: matchable, unk: unk, bos: bos, eos: eos, prefixIds: prefix, suffixIds: suffix,
                   normalizer: normalizer, preTokenizer: steps, byteFallback: byteFallback, fuseUnk: fuseUnk,
                   decodeBytes: decodeBytes, replaceMetaspace: replaceMetaspace, leadingSpacesStripped: strip,
-                  addSpacePrefix: false)
+                  addSpacePrefix: false, lstripIds: lstrip, rstripIds: rstrip)
+    }
+
+    /// Whether a tokenizer.json normalizer can change added-token text (then `normalized: true` added tokens would
+    /// have to be matched after normalization, which is not implemented).
+    static func normalizerChangesText(_ node: Any?) -> Bool {
+        guard let o = node as? [String: Any] else { return false }
+        return !o.isEmpty
     }
 
     /// Builds the tokenizer of a GGUF file with `tokenizer.ggml.model = "llama"` (SentencePiece BPE by scores).
@@ -379,6 +414,7 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Vocabulary
 
+    /// The id of a piece or added token.
     public func id(for token: String) -> Int? { lookup(token) }
 
     /// The id of a piece, compared byte for byte (Swift's `String` equality would also match other Unicode
@@ -388,14 +424,19 @@ public final class SentencePieceTokenizer: TextTokenizer {
         guard let id = pieceToId[s], pieces[id].utf8.elementsEqual(s.utf8) else { return nil }
         return id
     }
+    /// The piece (with `▁`) or added token of an id.
     public func token(for id: Int) -> String? { id >= 0 && id < pieces.count ? pieces[id] : nil }
+    /// The bytes an id decodes to: `▁` as a space, `<0xNN>` as byte NN.
     public func bytes(for id: Int) -> [UInt8]? { id >= 0 && id < tokenBytes.count ? tokenBytes[id] : nil }
+    /// Whether `id` is a special (control) token.
     public func isSpecialToken(_ id: Int) -> Bool { id >= 0 && id < isSpecial.count && isSpecial[id] }
     /// The score of a piece (0 for BPE-with-merges vocabularies).
     public func score(for id: Int) -> Float? { id >= 0 && id < scores.count ? scores[id] : nil }
 
     // MARK: Encoding
 
+    /// Encodes text: added tokens are matched in the raw text; `addSpecialTokens` adds ``prefixIds`` and
+    /// ``suffixIds``.
     public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
         var out: [Int] = addSpecialTokens ? prefixIds : []
         let bytes = Array(text.utf8)
@@ -415,10 +456,19 @@ public final class SentencePieceTokenizer: TextTokenizer {
                 if bytes[i..<(i + c.bytes.count)].elementsEqual(c.bytes) { matched = (c.id, c.bytes.count); break }
             }
             if let (id, len) = matched {
-                flush(i)
+                var end = i
+                if lstripIds.contains(id) {
+                    // the whitespace before the token belongs to it
+                    while end > segmentStart, let last = Self.lastScalar(bytes, segmentStart, end),
+                          last.scalar.properties.isWhitespace { end -= last.length }
+                }
+                flush(end)
                 out.append(id)
                 previousWasSpecial = true
                 i += len
+                if rstripIds.contains(id) {
+                    while i < bytes.count, let next = Self.scalar(bytes, i), next.scalar.properties.isWhitespace { i += next.length }
+                }
                 segmentStart = i
             } else {
                 i += 1
@@ -427,6 +477,21 @@ public final class SentencePieceTokenizer: TextTokenizer {
         flush(bytes.count)
         if addSpecialTokens { out += suffixIds }
         return out
+    }
+
+    /// The scalar starting at byte `i` of valid UTF-8, with its length.
+    static func scalar(_ b: [UInt8], _ i: Int) -> (scalar: Unicode.Scalar, length: Int)? {
+        let n = min(SentencePieceTokenizer.utf8Length(b[i]), b.count - i)
+        guard let u = String(decoding: b[i..<(i + n)], as: UTF8.self).unicodeScalars.first else { return nil }
+        return (u, n)
+    }
+
+    /// The scalar ending at byte `end` (after `start`) of valid UTF-8, with its length.
+    static func lastScalar(_ b: [UInt8], _ start: Int, _ end: Int) -> (scalar: Unicode.Scalar, length: Int)? {
+        var k = end - 1
+        while k > start && b[k] & 0xC0 == 0x80 { k -= 1 }
+        guard k >= start else { return nil }
+        return scalar(b, k).map { ($0.scalar, end - k) }
     }
 
     func encodeSegment(_ text: String, atStart: Bool, afterSpecial: Bool, into out: inout [Int]) {
@@ -603,6 +668,7 @@ public final class SentencePieceTokenizer: TextTokenizer {
 
     // MARK: Decoding
 
+    /// Decodes ids (see the type's documentation); ids out of range are ignored.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var bytes = [UInt8]()
         var first = true

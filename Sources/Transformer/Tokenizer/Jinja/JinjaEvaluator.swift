@@ -18,15 +18,28 @@ final class JinjaScope {
     }
 }
 
+/// State shared by every evaluator of one render (macros render with evaluators of their own).
+final class JinjaRenderState {
+    /// Macro calls in progress; bounded as Python's recursion limit bounds jinja2.
+    var callDepth = 0
+    static let maxCallDepth = 100
+    /// Characters produced by string and list repetition, bounded so a template cannot exhaust memory.
+    static let maxRepeatedLength = 10_000_000
+}
+
 /// Walks the syntax tree with Python semantics and appends the output to a string.
 struct JinjaEvaluator {
     /// The time `strftime_now` formats.
     let now: Date
+    let state: JinjaRenderState
     var output = ""
 
     enum Flow { case normal, breakLoop, continueLoop }
 
-    init(now: Date) { self.now = now }
+    init(now: Date, state: JinjaRenderState = JinjaRenderState()) {
+        self.now = now
+        self.state = state
+    }
 
     // MARK: Statements
 
@@ -87,7 +100,7 @@ struct JinjaEvaluator {
             let value = try evaluate(valueExpr, scope)
             try bind(target, value, scope)
         case .setBlock(let name, let body, let filters):
-            var inner = JinjaEvaluator(now: now)
+            var inner = JinjaEvaluator(now: now, state: state)
             _ = try inner.execute(body, scope)
             var value = JinjaValue.string(inner.output)
             for (f, argExprs, kwExprs) in filters {
@@ -98,13 +111,19 @@ struct JinjaEvaluator {
             scope.vars[name] = value
         case .macro(let name, let params, let body):
             let now = self.now
+            let state = self.state
             let defining = scope
             let macro = JinjaFunction(name) { args, kwargs in
+                state.callDepth += 1
+                defer { state.callDepth -= 1 }
+                guard state.callDepth <= JinjaRenderState.maxCallDepth else {
+                    throw JinjaError.runtime("maximum recursion depth exceeded in macro '\(name)'")
+                }
                 guard args.count <= params.count else {
                     throw JinjaError.runtime("macro '\(name)' takes not more than \(params.count) argument(s)")
                 }
                 let s = JinjaScope(parent: defining)
-                var ev = JinjaEvaluator(now: now)
+                var ev = JinjaEvaluator(now: now, state: state)
                 for (k, (p, def)) in params.enumerated() {
                     if k < args.count {
                         s.vars[p] = args[k]
@@ -380,10 +399,20 @@ struct JinjaEvaluator {
         if let x = Self.number(a), let y = Self.number(b) {
             switch (x, y) {
             case (.int(let i), .int(let j)):
+                let overflow = JinjaError.unsupported("integers beyond 64 bits (Python's arbitrary precision)")
                 switch op {
-                case "+": return .int(i &+ j)
-                case "-": return .int(i &- j)
-                case "*": return .int(i &* j)
+                case "+":
+                    let (r, o) = i.addingReportingOverflow(j)
+                    if o { throw overflow }
+                    return .int(r)
+                case "-":
+                    let (r, o) = i.subtractingReportingOverflow(j)
+                    if o { throw overflow }
+                    return .int(r)
+                case "*":
+                    let (r, o) = i.multipliedReportingOverflow(by: j)
+                    if o { throw overflow }
+                    return .int(r)
                 case "/":
                     guard j != 0 else { throw JinjaError.runtime("division by zero") }
                     return .double(Double(i) / Double(j))
@@ -397,8 +426,15 @@ struct JinjaEvaluator {
                     return .int(r != 0 && ((r < 0) != (j < 0)) ? r + j : r)
                 case "**":
                     if j < 0 { return .double(pow(Double(i), Double(j))) }
+                    if i == 1 || j == 0 { return .int(1) }
+                    if i == 0 { return .int(0) }
+                    if i == -1 { return .int(j % 2 == 0 ? 1 : -1) }
                     var r = 1
-                    for _ in 0..<j { r = r &* i }
+                    for _ in 0..<j {  // |i| >= 2: overflows within 64 steps
+                        let (m, o) = r.multipliedReportingOverflow(by: i)
+                        if o { throw overflow }
+                        r = m
+                    }
                     return .int(r)
                 default: throw typeError
                 }
@@ -434,9 +470,15 @@ struct JinjaEvaluator {
             throw JinjaError.runtime("can only concatenate \(a.typeName) (not \"\(b.typeName)\") to \(a.typeName)")
         case ("*", .string(let s), _), ("*", _, .string(let s)):
             guard let n = Self.intIndex(Self.isString(a) ? b : a) else { throw typeError }
+            guard n <= 0 || s.utf8.count <= JinjaRenderState.maxRepeatedLength / n else {
+                throw JinjaError.runtime("string repetition too large")
+            }
             return .string(n > 0 ? String(repeating: s, count: n) : "")
         case ("*", .array(let x, let t), _):
             guard let n = Self.intIndex(b) else { throw typeError }
+            guard n <= 0 || x.count <= JinjaRenderState.maxRepeatedLength / n else {
+                throw JinjaError.runtime("list repetition too large")
+            }
             return .array(n > 0 ? Array([[JinjaValue]](repeating: x, count: n).joined()) : [], isTuple: t)
         case ("%", .string, _):
             throw JinjaError.unsupported("printf-style string formatting ('...' % value)")

@@ -10,6 +10,14 @@
 struct JinjaParser {
     let tokens: [JinjaToken]
     var i = 0
+    /// Current nesting of expressions and blocks; bounded so that hostile input cannot exhaust the stack.
+    var depth = 0
+    static let maxDepth = 200
+
+    mutating func enter() throws {
+        depth += 1
+        if depth > Self.maxDepth { throw JinjaError.syntax("template nested more than \(Self.maxDepth) levels deep") }
+    }
 
     init(_ tokens: [JinjaToken]) { self.tokens = tokens }
 
@@ -101,6 +109,8 @@ struct JinjaParser {
     }
 
     mutating func parseStatement(_ name: String) throws -> JinjaNode {
+        try enter()
+        defer { depth -= 1 }
         switch name {
         case "if":
             var branches: [(JinjaExpr, [JinjaNode])] = []
@@ -230,6 +240,8 @@ struct JinjaParser {
     }
 
     mutating func parseExpression() throws -> JinjaExpr {
+        try enter()
+        defer { depth -= 1 }
         let value = try parseOr()
         if skipName("if") {
             let cond = try parseOr()
@@ -253,7 +265,11 @@ struct JinjaParser {
     }
 
     mutating func parseNot() throws -> JinjaExpr {
-        if skipName("not") { return .unary("not", try parseNot()) }
+        if skipName("not") {
+            try enter()
+            defer { depth -= 1 }
+            return .unary("not", try parseNot())
+        }
         return try parseCompare()
     }
 
@@ -308,6 +324,8 @@ struct JinjaParser {
     }
 
     mutating func parseUnary(withFilter: Bool) throws -> JinjaExpr {
+        try enter()
+        defer { depth -= 1 }
         var node: JinjaExpr
         if skipOp("-") {
             node = .unary("-", try parseUnary(withFilter: false))
