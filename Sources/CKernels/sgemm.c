@@ -17,8 +17,9 @@
 //   AVX2     MR × NR =  6 × 16: 12 ymm accumulators (the classic Haswell shape)
 //   portable MR × NR =  4 × 16: plain C that the compiler vectorises for the baseline ISA
 // B stored transposed is packed 16 × 16 blocks at a time through an in-register transpose (AVX-512).
-// Cache blocks (AVX-512): KC 512 (K split into equal blocks, so a short last block does not cost a pass over C),
-// MC 224 (A block 448 KiB in a 1 MiB L2), NC 4096.
+// Cache blocks (AVX-512, swept on Zen 5): KC 1024 (K split into equal blocks, so a short last block does not cost a
+// pass over C; deep blocks mean few passes over C, and the B panel streams well from L2), MC 168 (A block 672 KiB in
+// a 1 MiB L2), NC 1024 (packing buffer ≈ 4.7 MiB per thread).
 //
 // Edges: packed panels are zero-padded; an edge tile of mr < MR rows runs a copy of the kernel compiled for exactly mr
 // rows (AVX-512), and the store masks the columns past nr (AVX-512 opmasks, AVX2 vmaskmov), so C is never touched
@@ -417,9 +418,9 @@ static const sgemm_path path_portable = {PMR, PNR, 128, 256, 2048, ukr_portable_
 #if defined(__x86_64__)
 static const sgemm_path path_avx2 = {AMR, 16, 144, 256, 4096, ukr_avx2_packed, ukr_avx2_direct, 0};
 #ifndef ZMC
-#define ZMC 224
-#define ZKC 512
-#define ZNC 4096
+#define ZMC 168
+#define ZKC 1024
+#define ZNC 1024
 #endif
 static const sgemm_path path_avx512 = {ZMR, 32, ZMC, ZKC, ZNC, ukr_avx512_packed, ukr_avx512_direct, pack_bt_avx512};
 #endif

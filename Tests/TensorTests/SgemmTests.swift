@@ -76,8 +76,8 @@ final class SgemmTests: XCTestCase {
     }
 
     /// Shapes that are not multiples of any register block (AVX-512 14×32, AVX2 6×16, portable 4×16), one-row and
-    /// one-column products, K = 1, K past the 512-deep cache block, all four transposes, padded leading dimensions,
-    /// and the alpha/beta combinations BLAS distinguishes.
+    /// one-column products, K = 1, K past the 256-deep cache block of the AVX2 and portable paths, all four
+    /// transposes, padded leading dimensions, and the alpha/beta combinations BLAS distinguishes.
     func testOwnKernelAwkwardShapesOnEveryPath() {
         let shapes: [(Int, Int, Int)] = [
             (1, 1, 1), (1, 37, 19), (29, 1, 23), (5, 3, 1), (14, 32, 16), (15, 33, 17), (13, 31, 40), (6, 16, 9),
@@ -103,7 +103,7 @@ final class SgemmTests: XCTestCase {
         }
     }
 
-    /// Products past the M and K cache blocks (A packed in blocks of up to 224 rows × 512 deep) and with B too large
+    /// Products past the M and K cache blocks (A packed in blocks of up to 168 rows × 1024 deep) and with B too large
     /// to be read in place, with beta = 0 and beta ≠ 0.
     func testOwnKernelPastTheCacheBlocksOnEveryPath() {
         for path in CPU.supportedKernelPaths {
@@ -118,6 +118,9 @@ final class SgemmTests: XCTestCase {
                           "path \(path) packed B")
                     check(transA: true, transB: false, m: 31, n: 290, k: 240, alpha: -1, beta: 0.5, pad: 0, seed: 104,
                           "path \(path) packed B, Aᵀ")
+                    // Past the 1024-deep K block: two K blocks, the second accumulating onto the first.
+                    check(transA: false, transB: true, m: 30, n: 70, k: 1100, alpha: 1, beta: 0, pad: 0, seed: 105,
+                          "path \(path) two K blocks")
                 }
             }
         }
