@@ -14,7 +14,7 @@
 // Micro-kernels, chosen by ck_kernel_path() on every call (tests pin each path the machine supports):
 //   AVX-512  MR × NR = 14 × 32: 28 zmm accumulators, 2 B loads + 14 broadcast-FMA pairs per k step (measured at the
 //            FMA peak, ≈ 256 GFLOP/s per Zen 5 core, on in-cache panels)
-//   AVX2     MR × NR =  6 × 16: 12 ymm accumulators (the classic Haswell shape)
+//   AVX2     MR × NR =  6 × 16: 12 ymm accumulators (the classic Haswell shape); KC 1024, MC 120
 //   portable MR × NR =  4 × 16: plain C that the compiler vectorises for the baseline ISA
 // B stored transposed is packed 16 × 16 blocks at a time through an in-register transpose (AVX-512).
 // Cache blocks (AVX-512, swept on Zen 5): KC 1024 (K split into equal blocks, so a short last block does not cost a
@@ -137,32 +137,37 @@ AVX2_INLINE void ukr_avx2_body(int direct, long k, const float *a, const float *
         a += AMR;
         b += ldb;
     }
+    // As in the AVX-512 kernel: every load of C before any store (4K aliasing between rows of C).
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < AMR; i++) {
+        acc0[i] = _mm256_mul_ps(va, acc0[i]);
+        acc1[i] = _mm256_mul_ps(va, acc1[i]);
+    }
+    if (beta != 0) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < AMR; i++) {
+            if (i < mr) {
+                acc0[i] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + i * ldc, m0), acc0[i]);
+                acc1[i] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + i * ldc + 8, m1), acc1[i]);
+            }
+        }
+    }
     if (nr == 16) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < AMR; i++) {
-            if (i >= mr) break;
-            float *row = c + i * ldc;
-            __m256 x0 = _mm256_mul_ps(va, acc0[i]), x1 = _mm256_mul_ps(va, acc1[i]);
-            if (beta != 0) {
-                x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), x0);
-                x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), x1);
+            if (i < mr) {
+                _mm256_storeu_ps(c + i * ldc, acc0[i]);
+                _mm256_storeu_ps(c + i * ldc + 8, acc1[i]);
             }
-            _mm256_storeu_ps(row, x0);
-            _mm256_storeu_ps(row + 8, x1);
         }
     } else {
 #pragma clang loop unroll(full)
         for (int i = 0; i < AMR; i++) {
-            if (i >= mr) break;
-            float *row = c + i * ldc;
-            __m256 x0 = _mm256_mul_ps(va, acc0[i]), x1 = _mm256_mul_ps(va, acc1[i]);
-            if (beta != 0) {
-                x0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row, m0), x0);
-                x1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8, m1), x1);
+            if (i < mr) {
+                _mm256_maskstore_ps(c + i * ldc, m0, acc0[i]);
+                _mm256_maskstore_ps(c + i * ldc + 8, m1, acc1[i]);
             }
-            _mm256_maskstore_ps(row, m0, x0);
-            _mm256_maskstore_ps(row + 8, m1, x1);
         }
     }
 }
@@ -416,7 +421,11 @@ AVX512_FN static void dot_rows_avx512(long m, long n, long k, float alpha, const
 
 static const sgemm_path path_portable = {PMR, PNR, 128, 256, 2048, ukr_portable_packed, ukr_portable_direct, 0};
 #if defined(__x86_64__)
-static const sgemm_path path_avx2 = {AMR, 16, 144, 256, 4096, ukr_avx2_packed, ukr_avx2_direct, 0};
+#ifndef AMC
+#define AMC 120
+#define AKC 1024
+#endif
+static const sgemm_path path_avx2 = {AMR, 16, AMC, AKC, 1024, ukr_avx2_packed, ukr_avx2_direct, 0};
 #ifndef ZMC
 #define ZMC 168
 #define ZKC 1024

@@ -76,7 +76,7 @@ final class SgemmTests: XCTestCase {
     }
 
     /// Shapes that are not multiples of any register block (AVX-512 14×32, AVX2 6×16, portable 4×16), one-row and
-    /// one-column products, K = 1, K past the 256-deep cache block of the AVX2 and portable paths, all four
+    /// one-column products, K = 1, K past the 256-deep cache block of the portable path, all four
     /// transposes, padded leading dimensions, and the alpha/beta combinations BLAS distinguishes.
     func testOwnKernelAwkwardShapesOnEveryPath() {
         let shapes: [(Int, Int, Int)] = [
