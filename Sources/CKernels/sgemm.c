@@ -417,7 +417,7 @@ AVX512_FN static void dot_rows_avx512(long m, long n, long k, float alpha, const
 }
 #endif
 
-// MARK: - Paths and their cache blocks
+// MARK: - Paths and their cache blocks (each #ifndef can be overridden with -D for tuning sweeps)
 
 static const sgemm_path path_portable = {PMR, PNR, 128, 256, 2048, ukr_portable_packed, ukr_portable_direct, 0};
 #if defined(__x86_64__)
@@ -548,7 +548,7 @@ int ck_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, floa
 #endif
     // B in place: rows of B are contiguous and each B element would be used by only a few register tiles.
     const int direct = !transB && (m <= 2 * MR || k * n <= DIRECT_B_FLOATS);
-    // Equal K blocks (k = 576 with a 512 cap runs as 2 × 288, not 512 + 64: a short block costs a full C pass).
+    // Equal K blocks (k = 1100 with a 1024 cap runs as 2 × 550, not 1024 + 76: a short block costs a full C pass).
     const long kblocks = (k + P->kc - 1) / P->kc, kc = (k + kblocks - 1) / kblocks;
     const long mc = min_l(P->mc, (m + MR - 1) / MR * MR);
     const long nc = min_l(P->nc, (n + NR - 1) / NR * NR);
@@ -561,11 +561,11 @@ int ck_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, floa
         for (long pc = 0; pc < k; pc += kc) {
             long kb = min_l(kc, k - pc);
             float bet = pc == 0 ? beta : 1.0f;
-            if (direct) {
-            } else if (transB && P->pack_bt) {
-                P->pack_bt(b, ldb, pc, kb, jc, nb, bufB);
-            } else {
-                pack_b(transB, b, ldb, pc, kb, jc, nb, NR, bufB);
+            if (!direct) {
+                if (transB && P->pack_bt)
+                    P->pack_bt(b, ldb, pc, kb, jc, nb, bufB);
+                else
+                    pack_b(transB, b, ldb, pc, kb, jc, nb, NR, bufB);
             }
             for (long ic = 0; ic < m; ic += mc) {
                 long mb = min_l(mc, m - ic);
