@@ -16,9 +16,9 @@ import Foundation
 ///
 /// | kernel path | OpenBLAS core | rule | measured |
 /// |---|---|---|---|
-/// | avx512 | generic (Prescott, Nehalem, Barcelona…) | ours | 3–5× (Prescott ≈ 45 GFLOP/s at every size; ours 150–240) |
-/// | avx512 | Haswell / Zen (AVX2) | ours | n = 64…2048: 1.47–1.92× (ours 152–236, Haswell 103–126); 512×576×1536·Wᵀ and 512×1536×576·Wᵀ: 1.64–1.68×; 4–16 rows ·Wᵀ: 1.8–4.5× |
-/// | avx512 | SkylakeX / Cooperlake | OpenBLAS, except ·Wᵀ with m ≤ 16 (ours) | n = 256…1024: 0.99–1.01×, 2048: 0.92×, 64: 0.71×; LLM shapes 0.89–0.93×; 4–16 rows ·Wᵀ: 1.47–4.45× |
+/// | avx512 | generic (Prescott, Nehalem, Barcelona…) | ours | 4–6× (Prescott 40–47 GFLOP/s at every size; ours 185–250) |
+/// | avx512 | Haswell / Zen (AVX2) | ours | n = 64…2048: 1.77–1.95× (ours 188–250, Haswell 106–130); 512×576×1536·Wᵀ, 512×1536×576·Wᵀ: 1.69–1.83×; 4–32 rows ·Wᵀ: 1.8–4.1× |
+/// | avx512 | SkylakeX / Cooperlake | ours, except B not transposed below 100³ multiply-adds | n = 128…1024: 1.01–1.08×, 2048: 0.96×, 64: 0.86×; LLM shapes 0.94–1.03×; 64×64×64·Wᵀ 1.14×; 4–32 rows ·Wᵀ: 1.3–3.9× |
 /// | avx2 | generic | ours | ≈ 2.1–2.5× Prescott |
 /// | avx2 | Haswell / Zen / AVX-512 | OpenBLAS | ours 0.81–0.98× Haswell |
 /// | portable | any | OpenBLAS | ours 0.3–0.5× even of Prescott |
@@ -82,7 +82,7 @@ public enum GEMM {
         case .auto:
             switch (CPU.kernelPath, blasCoreClass) {
             case (.avx512, .generic), (.avx512, .avx2): return true
-            case (.avx512, .avx512): return transB && !transA && m <= 16  // the unpacked few-row A·Bᵀ kernel
+            case (.avx512, .avx512): return transB || m * n * k >= 100 * 100 * 100
             case (.avx2, .generic): return true
             case (.avx2, _), (.portable, _): return false
             }
