@@ -25,6 +25,9 @@
 // `message` describing what it did.
 #define _GNU_SOURCE
 #include "ckernels.h"
+#include <stddef.h>
+#include <stdlib.h>  // defines __GLIBC__ where it applies
+#if defined(__linux__) && defined(__GLIBC__) && defined(__x86_64__)
 #include <dlfcn.h>
 #include <link.h>
 #include <math.h>
@@ -131,6 +134,16 @@ static double self_check(sgemm_fn sgemm) {
     return worst;
 }
 
+#define CK_CORE_SWITCH 1
+#endif
+
+#ifndef CK_CORE_SWITCH
+// Only glibc on x86-64 has the DYNAMIC_ARCH tables this switches between (and dladdr1 to size them).
+int ck_openblas_adopt_best_core(char *message, size_t capacity) {
+    if (message && capacity) message[0] = 0;
+    return 0;
+}
+#else
 int ck_openblas_adopt_best_core(char *message, size_t capacity) {
 #define SAY(...) (message && capacity ? snprintf(message, capacity, __VA_ARGS__) : 0)
     if (message && capacity) message[0] = 0;
@@ -233,3 +246,4 @@ int ck_openblas_adopt_best_core(char *message, size_t capacity) {
     return -1;
 #undef SAY
 }
+#endif

@@ -14,11 +14,12 @@
 // Micro-kernels, chosen by ck_kernel_path() on every call (tests pin each path the machine supports):
 //   AVX-512  MR × NR = 14 × 32: 28 zmm accumulators, 2 B loads + 14 broadcast-FMA pairs per k step (measured at the
 //            FMA peak, ≈ 256 GFLOP/s per Zen 5 core, on in-cache panels)
-//   AVX2     MR × NR =  6 × 16: 12 ymm accumulators (the classic Haswell shape)
+//   AVX2     MR × NR =  6 × 16: 12 ymm accumulators (the classic Haswell shape); KC 1024, MC 120
 //   portable MR × NR =  4 × 16: plain C that the compiler vectorises for the baseline ISA
-// B stored transposed is packed 16 × 16 blocks at a time through an in-register transpose (AVX-512).
-// Cache blocks (AVX-512): KC 512 (K split into equal blocks, so a short last block does not cost a pass over C),
-// MC 224 (A block 448 KiB in a 1 MiB L2), NC 4096.
+// A (row-major) and B stored transposed are packed 16 × 16 blocks at a time through an in-register transpose (AVX-512).
+// Cache blocks (AVX-512, swept on Zen 5): KC 1024 (K split into equal blocks, so a short last block does not cost a
+// pass over C; deep blocks mean few passes over C, and the B panel streams well from L2), MC 168 (A block 672 KiB in
+// a 1 MiB L2), NC 1024 (packing buffer ≈ 4.7 MiB per thread).
 //
 // Edges: packed panels are zero-padded; an edge tile of mr < MR rows runs a copy of the kernel compiled for exactly mr
 // rows (AVX-512), and the store masks the columns past nr (AVX-512 opmasks, AVX2 vmaskmov), so C is never touched
@@ -52,11 +53,14 @@ typedef void (*ukernel_fn)(long k, const float *a, const float *b, long ldb, flo
 /// One kernel path: register block, cache blocks, and the micro-kernels (B packed with row stride NR, or in place).
 typedef void (*pack_fn)(const float *b, long ldb, long p0, long kb, long j0, long cols, float *dst);
 
+typedef void (*pack_a_fn)(const float *a, long lda, long i0, long rows, long p0, long kb, float *dst);
+
 typedef struct {
     int mr, nr;
     long mc, kc, nc;
     ukernel_fn packed, direct;
-    pack_fn pack_bt;  // packs a transposed B into NR-wide panels (NULL: the scalar pack_b)
+    pack_fn pack_bt;     // packs a transposed B into NR-wide panels (NULL: the scalar pack_b)
+    pack_a_fn pack_an;   // packs a row-major A into MR-tall panels (NULL: the scalar pack_a)
 } sgemm_path;
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
@@ -136,32 +140,37 @@ AVX2_INLINE void ukr_avx2_body(int direct, long k, const float *a, const float *
         a += AMR;
         b += ldb;
     }
+    // As in the AVX-512 kernel: every load of C before any store (4K aliasing between rows of C).
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < AMR; i++) {
+        acc0[i] = _mm256_mul_ps(va, acc0[i]);
+        acc1[i] = _mm256_mul_ps(va, acc1[i]);
+    }
+    if (beta != 0) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < AMR; i++) {
+            if (i < mr) {
+                acc0[i] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + i * ldc, m0), acc0[i]);
+                acc1[i] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + i * ldc + 8, m1), acc1[i]);
+            }
+        }
+    }
     if (nr == 16) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < AMR; i++) {
-            if (i >= mr) break;
-            float *row = c + i * ldc;
-            __m256 x0 = _mm256_mul_ps(va, acc0[i]), x1 = _mm256_mul_ps(va, acc1[i]);
-            if (beta != 0) {
-                x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), x0);
-                x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), x1);
+            if (i < mr) {
+                _mm256_storeu_ps(c + i * ldc, acc0[i]);
+                _mm256_storeu_ps(c + i * ldc + 8, acc1[i]);
             }
-            _mm256_storeu_ps(row, x0);
-            _mm256_storeu_ps(row + 8, x1);
         }
     } else {
 #pragma clang loop unroll(full)
         for (int i = 0; i < AMR; i++) {
-            if (i >= mr) break;
-            float *row = c + i * ldc;
-            __m256 x0 = _mm256_mul_ps(va, acc0[i]), x1 = _mm256_mul_ps(va, acc1[i]);
-            if (beta != 0) {
-                x0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row, m0), x0);
-                x1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8, m1), x1);
+            if (i < mr) {
+                _mm256_maskstore_ps(c + i * ldc, m0, acc0[i]);
+                _mm256_maskstore_ps(c + i * ldc + 8, m1, acc1[i]);
             }
-            _mm256_maskstore_ps(row, m0, x0);
-            _mm256_maskstore_ps(row + 8, m1, x1);
         }
     }
 }
@@ -331,6 +340,32 @@ AVX512_FN static void pack_bt_avx512(const float *b, long ldb, long p0, long kb,
     }
 }
 
+/// pack_a for a row-major A (not transposed) into 14-tall panels, 16 columns at a time through the same transpose.
+/// Each column of 14 is written with a full 16-float store whose last 2 floats the next column overwrites; the very
+/// last store runs 2 floats past the block, which the caller leaves as slack.
+AVX512_FN static void pack_a_avx512(const float *a, long lda, long i0, long rows, long p0, long kb, float *dst) {
+    for (long ir = 0; ir < rows; ir += ZMR) {
+        int mr = (int)min_l(ZMR, rows - ir);
+        float *panel = dst + ir * kb;
+        for (long p = 0; p < kb; p += 16) {
+            int width = (int)min_l(16, kb - p);
+            __mmask16 mask = lane_mask16(width);
+            __m512 r[16];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 16; i++)
+                r[i] = i < mr ? _mm512_maskz_loadu_ps(mask, a + (i0 + ir + i) * lda + p0 + p) : _mm512_setzero_ps();
+            transpose16x16(r);
+            float *out = panel + p * ZMR;
+            if (width == 16) {
+#pragma clang loop unroll(full)
+                for (int q = 0; q < 16; q++) _mm512_storeu_ps(out + q * ZMR, r[q]);
+            } else {
+                for (int q = 0; q < width; q++) _mm512_storeu_ps(out + q * ZMR, r[q]);
+            }
+        }
+    }
+}
+
 // MARK: - AVX-512 unpacked kernel for few rows times a transposed B (tinyBLAS style)
 
 // C = alpha·A·Bᵀ + beta·C with A [m, k] and B [n, k] both contiguous along k: each C entry is a dot product of two
@@ -411,17 +446,22 @@ AVX512_FN static void dot_rows_avx512(long m, long n, long k, float alpha, const
 }
 #endif
 
-// MARK: - Paths and their cache blocks
+// MARK: - Paths and their cache blocks (each #ifndef can be overridden with -D for tuning sweeps)
 
-static const sgemm_path path_portable = {PMR, PNR, 128, 256, 2048, ukr_portable_packed, ukr_portable_direct, 0};
+static const sgemm_path path_portable = {PMR, PNR, 128, 256, 2048, ukr_portable_packed, ukr_portable_direct, 0, 0};
 #if defined(__x86_64__)
-static const sgemm_path path_avx2 = {AMR, 16, 144, 256, 4096, ukr_avx2_packed, ukr_avx2_direct, 0};
-#ifndef ZMC
-#define ZMC 224
-#define ZKC 512
-#define ZNC 4096
+#ifndef AMC
+#define AMC 120
+#define AKC 1024
 #endif
-static const sgemm_path path_avx512 = {ZMR, 32, ZMC, ZKC, ZNC, ukr_avx512_packed, ukr_avx512_direct, pack_bt_avx512};
+static const sgemm_path path_avx2 = {AMR, 16, AMC, AKC, 1024, ukr_avx2_packed, ukr_avx2_direct, 0, 0};
+#ifndef ZMC
+#define ZMC 168
+#define ZKC 1024
+#define ZNC 1024
+#endif
+static const sgemm_path path_avx512 = {ZMR, 32, ZMC, ZKC, ZNC, ukr_avx512_packed, ukr_avx512_direct, pack_bt_avx512,
+                                        pack_a_avx512};
 #endif
 
 #ifndef DIRECT_B_FLOATS
@@ -538,28 +578,32 @@ int ck_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, floa
 #endif
     // B in place: rows of B are contiguous and each B element would be used by only a few register tiles.
     const int direct = !transB && (m <= 2 * MR || k * n <= DIRECT_B_FLOATS);
-    // Equal K blocks (k = 576 with a 512 cap runs as 2 × 288, not 512 + 64: a short block costs a full C pass).
+    // Equal K blocks (k = 1100 with a 1024 cap runs as 2 × 550, not 1024 + 76: a short block costs a full C pass).
     const long kblocks = (k + P->kc - 1) / P->kc, kc = (k + kblocks - 1) / kblocks;
     const long mc = min_l(P->mc, (m + MR - 1) / MR * MR);
     const long nc = min_l(P->nc, (n + NR - 1) / NR * NR);
-    float *bufA = scratch_buffer((size_t)(mc * kc + (direct ? 0 : kc * nc)));
+    const long slack = 16;  // vector packing may store up to 16 floats past the A block
+    float *bufA = scratch_buffer((size_t)(mc * kc + slack + (direct ? 0 : kc * nc)));
     if (!bufA) return -1;
-    float *bufB = bufA + mc * kc;
+    float *bufB = bufA + mc * kc + slack;
     ukernel_fn kernel = direct ? P->direct : P->packed;
     for (long jc = 0; jc < n; jc += nc) {
         long nb = min_l(nc, n - jc);
         for (long pc = 0; pc < k; pc += kc) {
             long kb = min_l(kc, k - pc);
             float bet = pc == 0 ? beta : 1.0f;
-            if (direct) {
-            } else if (transB && P->pack_bt) {
-                P->pack_bt(b, ldb, pc, kb, jc, nb, bufB);
-            } else {
-                pack_b(transB, b, ldb, pc, kb, jc, nb, NR, bufB);
+            if (!direct) {
+                if (transB && P->pack_bt)
+                    P->pack_bt(b, ldb, pc, kb, jc, nb, bufB);
+                else
+                    pack_b(transB, b, ldb, pc, kb, jc, nb, NR, bufB);
             }
             for (long ic = 0; ic < m; ic += mc) {
                 long mb = min_l(mc, m - ic);
-                pack_a(transA, a, lda, ic, mb, pc, kb, MR, bufA);
+                if (!transA && P->pack_an)
+                    P->pack_an(a, lda, ic, mb, pc, kb, bufA);
+                else
+                    pack_a(transA, a, lda, ic, mb, pc, kb, MR, bufA);
                 for (long jr = 0; jr < nb; jr += NR) {
                     int nr = (int)min_l(NR, nb - jr);
                     const float *bp = direct ? b + pc * ldb + jc + jr : bufB + jr * kb;

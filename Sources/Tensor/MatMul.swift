@@ -9,22 +9,23 @@ import Foundation
 /// OpenBLAS 0.3.21 (`DYNAMIC_ARCH`) picks its kernel table by CPU model at load time. On CPUs it does not know it
 /// falls back to a generic core (a 2024 Xeon gets "Prescott", SSE3: 64 GFLOP/s at n = 1024 on 2 threads where its
 /// Cooperlake table reaches 280), and on AMD Zen 4/5 the environment forces its Haswell (AVX2) table because the old
-/// AVX-512 tables computed wrong results there. The rule compares what each side would run, one thread each (the
-/// engine splits a product into panels and runs each panel single-threaded on either backend). Measured on the
-/// project's AMD EPYC Zen 5 (2 cores, AVX-512), single-thread GFLOP/s, best of 30–400 runs, ours / OpenBLAS core:
+/// AVX-512 tables computed wrong results there. The rule compares what each side would run on one thread (the engine
+/// splits a product into panels and runs each panel single-threaded on either backend). Measured on the project's
+/// AMD EPYC Zen 5 (AVX-512; `OPENBLAS_CORETYPE` set per run in a separate process), single-thread GFLOP/s, ours ÷
+/// OpenBLAS, thread CPU time, best of 30–400 runs (m×k×n; ·Wᵀ = B stored transposed, as a Linear weight):
 ///
 /// | kernel path | OpenBLAS core | rule | measured |
 /// |---|---|---|---|
-/// | avx512 | generic (Prescott…) | ours | 2–5× (Prescott ≈ 45 GFLOP/s at every size; ours 150–235) |
-/// | avx512 | Haswell / Zen (AVX2) | ours | n = 64…2048: 1.3–2.2× (ours 150–235, Haswell 100–125); A·Bᵀ with 4–16 rows and k = 576: 1.8–3.9× |
-/// | avx512 | SkylakeX / Cooperlake | OpenBLAS, except A·Bᵀ with m ≤ 16 (ours) | n ≥ 256: 0.86–1.03×; n = 64: 0.72×; m ≤ 16: 1.1–2.7× |
-/// | avx2 | generic | ours | 2.1–2.5× Prescott |
-/// | avx2 | Haswell / Zen / AVX-512 | OpenBLAS | ours 0.61–0.95× Haswell |
+/// | avx512 | generic (Prescott, Nehalem, Barcelona…) | ours | 4–6× (Prescott 40–47 GFLOP/s at every size; ours 185–250) |
+/// | avx512 | Haswell / Zen (AVX2) | ours | n = 64…2048: 1.77–1.95× (ours 188–250, Haswell 106–130); 512×576×1536·Wᵀ, 512×1536×576·Wᵀ: 1.69–1.83×; 4–32 rows ·Wᵀ: 1.8–4.1× |
+/// | avx512 | SkylakeX / Cooperlake | ours, except B not transposed below 100³ multiply-adds | n = 128…1024: 1.01–1.08×, 2048: 0.96×, 64: 0.86×; LLM shapes 0.94–1.03×; 64×64×64·Wᵀ 1.14×; 4–32 rows ·Wᵀ: 1.3–3.9× |
+/// | avx2 | generic | ours | ≈ 2.1–2.5× Prescott |
+/// | avx2 | Haswell / Zen / AVX-512 | OpenBLAS | ours 0.81–0.98× Haswell |
 /// | portable | any | OpenBLAS | ours 0.3–0.5× even of Prescott |
 ///
-/// (The AVX-512 column against SkylakeX/Cooperlake was measured with `OPENBLAS_CORETYPE` set in a child process, as
-/// `transformer-cli bench matmul` does for its `best` column; those tables compute correctly on this Zen 5, sampled
-/// error ≤ 1e-7 relative.)
+/// (SkylakeX and Cooperlake compute correctly on this Zen 5: sampled error ≤ 1e-7 relative. A generic core is
+/// replaced at start-up when `OPENBLAS_CORETYPE` is not set — see ``CPU/blasCoreSwitch`` — so the generic rows apply
+/// when that switch is off, fails its self-check, or the user pinned a generic core.)
 ///
 /// `TRANSFORMER_GEMM=own|blas` (or ``backend``) forces one backend for every product, the m = 1 matrix-vector
 /// cases included, for tests and benchmarks; `auto` (the default) applies the rule.
@@ -81,7 +82,7 @@ public enum GEMM {
         case .auto:
             switch (CPU.kernelPath, blasCoreClass) {
             case (.avx512, .generic), (.avx512, .avx2): return true
-            case (.avx512, .avx512): return transB && !transA && m <= 16  // the unpacked few-row A·Bᵀ kernel
+            case (.avx512, .avx512): return transB || m * n * k >= 100 * 100 * 100
             case (.avx2, .generic): return true
             case (.avx2, _), (.portable, _): return false
             }

@@ -28,6 +28,9 @@ private struct Inputs {
 final class SgemmTests: XCTestCase {
     static let relTol = 1e-5
 
+    /// Float64 references (and their scales) by case: each case runs on every path, the reference is computed once.
+    private var references: [String: (ref: [Double], scale: [Double])] = [:]
+
     /// One product through `GEMM.sgemm` (or `parallelSgemm`) with padded leading dimensions, checked against the
     /// Double triple loop; C's padding columns must be untouched and beta = 0 must ignore NaN garbage in C.
     private func check(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, pad: Int,
@@ -48,6 +51,26 @@ final class SgemmTests: XCTestCase {
                 }
             }
         }
+        let key = "\(transA) \(transB) \(m) \(n) \(k) \(alpha) \(beta) \(pad) \(seed)"
+        if references[key] == nil {
+            var ref = [Double](repeating: 0, count: m * n), scale = ref
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0, mag = 0.0
+                    for p in 0..<k {
+                        let x = Double(transA ? a[p * lda + i] : a[i * lda + p])
+                        let y = Double(transB ? b[j * ldb + p] : b[p * ldb + j])
+                        sum += x * y
+                        mag += abs(x * y)
+                    }
+                    let cOld = Double(c0[i * ldc + j])
+                    ref[i * n + j] = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * cOld)
+                    scale[i * n + j] = abs(Double(alpha)) * mag + (beta == 0 ? 0 : abs(Double(beta) * cOld)) + 1e-30
+                }
+            }
+            references[key] = (ref, scale)
+        }
+        let (ref, scale) = references[key]!
         var worst = 0.0, bad = 0
         for i in 0..<m {
             for j in 0..<ldc {
@@ -56,17 +79,7 @@ final class SgemmTests: XCTestCase {
                     if got != sentinel { bad += 1 }
                     continue
                 }
-                var sum = 0.0, mag = 0.0
-                for p in 0..<k {
-                    let x = Double(transA ? a[p * lda + i] : a[i * lda + p])
-                    let y = Double(transB ? b[j * ldb + p] : b[p * ldb + j])
-                    sum += x * y
-                    mag += abs(x * y)
-                }
-                let cOld = Double(c0[i * ldc + j])
-                let ref = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * cOld)
-                let scale = abs(Double(alpha)) * mag + (beta == 0 ? 0 : abs(Double(beta) * cOld)) + 1e-30
-                let err = abs(Double(got) - ref) / scale
+                let err = abs(Double(got) - ref[i * n + j]) / scale[i * n + j]
                 if !(err <= Self.relTol) { bad += 1 }
                 worst = err.isNaN ? .infinity : max(worst, err)
             }
@@ -76,8 +89,8 @@ final class SgemmTests: XCTestCase {
     }
 
     /// Shapes that are not multiples of any register block (AVX-512 14×32, AVX2 6×16, portable 4×16), one-row and
-    /// one-column products, K = 1, K past the 512-deep cache block, all four transposes, padded leading dimensions,
-    /// and the alpha/beta combinations BLAS distinguishes.
+    /// one-column products, K = 1, K past the 256-deep cache block of the portable path, all four
+    /// transposes, padded leading dimensions, and the alpha/beta combinations BLAS distinguishes.
     func testOwnKernelAwkwardShapesOnEveryPath() {
         let shapes: [(Int, Int, Int)] = [
             (1, 1, 1), (1, 37, 19), (29, 1, 23), (5, 3, 1), (14, 32, 16), (15, 33, 17), (13, 31, 40), (6, 16, 9),
@@ -103,7 +116,7 @@ final class SgemmTests: XCTestCase {
         }
     }
 
-    /// Products past the M and K cache blocks (A packed in blocks of up to 224 rows × 512 deep) and with B too large
+    /// Products past the M and K cache blocks (A packed in blocks of up to 168 rows × 1024 deep) and with B too large
     /// to be read in place, with beta = 0 and beta ≠ 0.
     func testOwnKernelPastTheCacheBlocksOnEveryPath() {
         for path in CPU.supportedKernelPaths {
@@ -118,6 +131,9 @@ final class SgemmTests: XCTestCase {
                           "path \(path) packed B")
                     check(transA: true, transB: false, m: 31, n: 290, k: 240, alpha: -1, beta: 0.5, pad: 0, seed: 104,
                           "path \(path) packed B, Aᵀ")
+                    // Past the 1024-deep K block: two K blocks, the second accumulating onto the first.
+                    check(transA: false, transB: true, m: 30, n: 70, k: 1100, alpha: 1, beta: 0, pad: 0, seed: 105,
+                          "path \(path) two K blocks")
                 }
             }
         }
