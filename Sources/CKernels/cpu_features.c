@@ -117,3 +117,11 @@ const char *ck_kernel_path_name(int path) {
     default: return "portable";
     }
 }
+
+int ck_kernels_optimized(void) {
+#if defined(__OPTIMIZE__)
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -44,6 +44,10 @@ public enum CPU {
         return try body()
     }
 
+    /// Whether the C kernels were compiled with optimisation. SwiftPM compiles C at -O0 in debug builds (unless
+    /// `-Xcc -O2` is given, as `scripts/test.sh` does); the GEMM rule then prefers OpenBLAS.
+    public static var kernelsOptimized: Bool { ck_kernels_optimized() != 0 }
+
     /// The CPU's model name (`/proc/cpuinfo`), or "unknown".
     public static var modelName: String {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
@@ -78,6 +82,7 @@ public enum CPU {
         let env = ProcessInfo.processInfo.environment
         let forced = env["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""
         return "cpu: \(modelName) · features: \(features.joined(separator: " ")) · kernels: \(kernelPath)"
+            + (kernelsOptimized ? "" : " (C at -O0: debug build)")
             + " · OpenBLAS core: \(blasCore)\(forced) · threads: \(Threading.workers)"
     }
 }

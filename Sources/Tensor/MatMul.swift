@@ -27,6 +27,9 @@ import Foundation
 /// replaced at start-up when `OPENBLAS_CORETYPE` is not set — see ``CPU/blasCoreSwitch`` — so the generic rows apply
 /// when that switch is off, fails its self-check, or the user pinned a generic core.)
 ///
+/// A debug build compiles the C kernels at -O0 (unless `-Xcc -O2`, as `scripts/test.sh` does): the rule then
+/// always picks OpenBLAS.
+///
 /// `TRANSFORMER_GEMM=own|blas` (or ``backend``) forces one backend for every product, the m = 1 matrix-vector
 /// cases included, for tests and benchmarks; `auto` (the default) applies the rule.
 public enum GEMM {
@@ -73,6 +76,8 @@ public enum GEMM {
         }
     }()
 
+    static let kernelsOptimized = CPU.kernelsOptimized
+
     /// True when ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` runs this shape on the engine's own
     /// kernel (`ck_sgemm`) under the current ``backend`` and ``CPU/kernelPath``; false for OpenBLAS.
     public static func usesOwnKernel(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) -> Bool {
@@ -80,6 +85,7 @@ public enum GEMM {
         case .own: return true
         case .blas: return false
         case .auto:
+            guard kernelsOptimized else { return false }  // a debug build's -O0 C: OpenBLAS is always optimised
             switch (CPU.kernelPath, blasCoreClass) {
             case (.avx512, .generic), (.avx512, .avx2): return true
             case (.avx512, .avx512): return transB || m * n * k >= 100 * 100 * 100

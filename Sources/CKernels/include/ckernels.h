@@ -77,6 +77,8 @@ int ck_best_kernel_path(void);
 int ck_kernel_path(void);
 /// Pins the kernel path (clamped to what the CPU supports); returns the path now in use.
 int ck_set_kernel_path(int path);
+/// 1 when the C kernels were compiled with optimisation (release builds, or debug with `-Xcc -O2`); 0 at -O0.
+int ck_kernels_optimized(void);
 /// "avx512", "avx2" or "portable".
 const char *ck_kernel_path_name(int path);
 
