@@ -13,6 +13,7 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Timed repetitions (best is reported).") var repeats = 3
     @Option(help: "Decoder layers of the synthetic models.") var layers = 8
     @Option(help: "Write the rows as JSON to this path.") var json: String?
+    @Option(help: "Only the models whose name contains one of these comma-separated words (e.g. 'GQA').") var only: String?
 
     func run() throws {
         print("decode: random-weight models, \(layers) layers, hidden 512, \(Threading.workers) workers; best of \(repeats)")
@@ -27,8 +28,14 @@ struct DecodeBench: ParsableCommand {
             ("dense, same active", llama(kvHeads: 2, intermediate: 1536), nil, short),
             ("deepseek MLA absorbed", deepSeek(), .absorbed, long),
             ("deepseek MLA naive", deepSeek(), .naive, long),
+            // Model families at the llama GQA 8/2 size (decode target: within 10 % of it).
+            ("qwen2 GQA 8/2", family("qwen2"), nil, short),
+            ("qwen3 GQA 8/2", family("qwen3"), nil, short),
+            ("gemma2 GQA 8/2", family("gemma2"), nil, short),
+            ("phi3 GQA 8/2", family("phi3"), nil, short),
         ]
-        for (name, dict, mode, contexts) in models {
+        let words = only?.split(separator: ",").map(String.init)
+        for (name, dict, mode, contexts) in models where words.map({ $0.contains { name.contains($0) } }) ?? true {
             stderrPrint("[decode] \(name)")
             let model = try build(dict, mlaMode: mode)
             for context in contexts { report.add(measure(name, model, context: context)) }
@@ -47,6 +54,27 @@ struct DecodeBench: ParsableCommand {
         var c = base("llama")
         c["num_key_value_heads"] = kvHeads
         c["intermediate_size"] = intermediate
+        return c
+    }
+
+    /// The llama GQA 8/2 shape with a family's features: Qwen2 q/k/v biases; Qwen3 q/k norms; Gemma 2 GeGLU,
+    /// sandwich norms, soft-caps 50/30 and a 4096 window on even layers; Phi-3 LongRoPE (original context 4096).
+    func family(_ type: String) -> [String: Any] {
+        var c = llama(kvHeads: 2, intermediate: 1536)
+        c["model_type"] = type
+        c["head_dim"] = 64
+        switch type {
+        case "gemma2":
+            c.merge(["hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu_pytorch_tanh", "query_pre_attn_scalar": 64,
+                     "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": 4096]) { $1 }
+        case "phi3":
+            c["original_max_position_embeddings"] = 4096
+            let short: [Double] = (0..<32).map { 1 + Double($0) / 32 }
+            let long: [Double] = (0..<32).map { 1 + Double($0) / 4 }
+            let scaling: [String: Any] = ["type": "longrope", "short_factor": short, "long_factor": long]
+            c["rope_scaling"] = scaling
+        default: break
+        }
         return c
     }
 
