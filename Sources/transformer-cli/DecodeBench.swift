@@ -14,6 +14,9 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Decoder layers of the synthetic models.") var layers = 8
     @Option(help: "Write the rows as JSON to this path.") var json: String?
     @Option(help: "Only the models whose name contains one of these comma-separated words (e.g. 'GQA').") var only: String?
+    @Option(help: "Comma-separated context lengths replacing each model's defaults.") var contexts: String?
+    @Flag(help: "Only decode, the selected models interleaved round by round (fairer ratios on a busy machine).")
+    var interleave = false
 
     func run() throws {
         print("decode: random-weight models, \(layers) layers, hidden 512, \(Threading.workers) workers; best of \(repeats)")
@@ -35,10 +38,16 @@ struct DecodeBench: ParsableCommand {
             ("phi3 GQA 8/2", family("phi3"), nil, short),
         ]
         let words = only?.split(separator: ",").map(String.init)
+        if interleave {
+            let chosen = models.filter { m in words.map { $0.contains { m.0.contains($0) } } ?? true }
+            let built = try chosen.map { ($0.0, try build($0.1, mlaMode: $0.2)) }
+            return try interleaved(built, contexts: try self.contexts.map(parseTokens) ?? short)
+        }
         for (name, dict, mode, contexts) in models where words.map({ $0.contains { name.contains($0) } }) ?? true {
             stderrPrint("[decode] \(name)")
             let model = try build(dict, mlaMode: mode)
-            for context in contexts { report.add(measure(name, model, context: context)) }
+            let chosen = try self.contexts.map(parseTokens) ?? contexts
+            for context in chosen { report.add(measure(name, model, context: context)) }
         }
         try report.write(json: json, benchmark: "decode", extra: ["workers": .int(Threading.workers), "layers": .int(layers)])
     }
@@ -111,6 +120,32 @@ struct DecodeBench: ParsableCommand {
     }
 
     // MARK: Measurement
+
+    /// Decode tokens/s of each model after a `context`-token prompt, the models timed in turn (`steps` steps each)
+    /// for `repeats` rounds, best round kept; the ratio is against the first model.
+    func interleaved(_ models: [(String, any CausalLanguageModel)], contexts: [Int]) throws {
+        var report = Report(columns: ["model", "context", "decode_tps", "ratio"])
+        print(report.header())
+        for context in contexts {
+            let prompt = (0..<context).map { ($0 * 7919) % 4096 }
+            let caches = models.map { $0.1.makeCache(capacity: context + steps + 1) }
+            for ((_, m), cache) in zip(models, caches) { _ = try m.forward(prompt.map { $0 % m.vocabularySize }, cache: cache) }
+            var best = [Double](repeating: .infinity, count: models.count)
+            for _ in 0..<repeats {
+                for (i, (_, m)) in models.enumerated() {
+                    caches[i].truncate(to: context)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for s in 0..<steps { _ = try m.forward([s % m.vocabularySize], cache: caches[i]) }
+                    best[i] = min(best[i], Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                }
+            }
+            for (i, (name, _)) in models.enumerated() {
+                report.add(["model": .string(name), "context": .int(context), "decode_tps": .num(Double(steps) / best[i], 1),
+                            "ratio": .num(best[0] / best[i], 3)])
+            }
+        }
+        try report.write(json: json, benchmark: "decode-interleaved", extra: ["workers": .int(Threading.workers), "layers": .int(layers)])
+    }
 
     func measure(_ name: String, _ model: any CausalLanguageModel, context: Int) -> [String: JSONValue] {
         let prompt = (0..<context).map { ($0 * 7919) % model.vocabularySize }
