@@ -1,29 +1,38 @@
 import Foundation
 
-/// A llama-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
+/// A llama-, qwen2- or qwen3-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
 /// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load and, for
 /// Q8_0 / Q4_0 / Q4_1 matrices, also offered as stored (``quantized(_:)``) for the decode-step GEMVs.
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
-/// exactly HF's and the model runs the ordinary half-split Llama RoPE.
+/// exactly HF's and the model runs the ordinary half-split Llama RoPE. Qwen2 / Qwen3 files are not permuted
+/// (the converter permutes only llama-type models); their tensors are named as llama's, plus the q/k/v biases
+/// (Qwen2) and `attn_q_norm` / `attn_k_norm` (Qwen3), and metadata keys start with the architecture's name.
 public struct GGUFCheckpoint: WeightSource {
     /// The underlying GGUF file (metadata, tokenizer arrays, raw tensors).
     public let file: GGUFFile
+    /// `general.architecture`: one of ``supportedArchitectures``.
+    public let architecture: String
     let heads: Int
     let kvHeads: Int
 
-    /// Opens `url` and checks that it is a llama-architecture model.
+    /// GGUF architectures this mapping reads (they are also the HF `model_type`s they become).
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3"]
+
+    /// Opens `url` and checks that its architecture is mapped.
     public init(url: URL) throws {
         file = try GGUFFile(url: url)
         guard let arch = file.architecture else {
             throw ModelError.invalidConfig("\(url.path): GGUF has no general.architecture")
         }
-        guard arch == "llama" else {
-            throw ModelError.unsupportedModelType("\(arch) (GGUF: only the llama architecture is mapped)")
+        guard Self.supportedArchitectures.contains(arch) else {
+            throw ModelError.unsupportedModelType(
+                "\(arch) (GGUF: mapped architectures are \(Self.supportedArchitectures.joined(separator: ", ")))")
         }
-        heads = try Self.int(file, "llama.attention.head_count")
-        kvHeads = (try? Self.int(file, "llama.attention.head_count_kv")) ?? heads
+        architecture = arch
+        heads = try Self.int(file, "\(arch).attention.head_count")
+        kvHeads = (try? Self.int(file, "\(arch).attention.head_count_kv")) ?? heads
     }
 
     static func int(_ file: GGUFFile, _ key: String) throws -> Int {
@@ -34,27 +43,29 @@ public struct GGUFCheckpoint: WeightSource {
     /// The HF `config.json` this file corresponds to.
     public func config() throws -> ModelConfig {
         let f = file
-        let vocab = f["llama.vocab_size"]?.int ?? f["tokenizer.ggml.tokens"]?.array?.count
+        let a = architecture
+        let vocab = f["\(a).vocab_size"]?.int ?? f["tokenizer.ggml.tokens"]?.array?.count
+            ?? file.tensors["token_embd.weight"].map { $0.shape.first ?? 0 }
         var dict: [String: Any] = [
-            "model_type": "llama",
-            "hidden_size": try Self.int(f, "llama.embedding_length"),
-            "intermediate_size": try Self.int(f, "llama.feed_forward_length"),
-            "num_hidden_layers": try Self.int(f, "llama.block_count"),
+            "model_type": a,
+            "hidden_size": try Self.int(f, "\(a).embedding_length"),
+            "intermediate_size": try Self.int(f, "\(a).feed_forward_length"),
+            "num_hidden_layers": try Self.int(f, "\(a).block_count"),
             "num_attention_heads": heads,
             "num_key_value_heads": kvHeads,
-            "max_position_embeddings": f["llama.context_length"]?.int ?? 2048,
-            "rms_norm_eps": f["llama.attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
-            "rope_theta": f["llama.rope.freq_base"]?.float ?? 10_000,
+            "max_position_embeddings": f["\(a).context_length"]?.int ?? 2048,
+            "rms_norm_eps": f["\(a).attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
+            "rope_theta": f["\(a).rope.freq_base"]?.float ?? 10_000,
             "tie_word_embeddings": !file.tensors.keys.contains("output.weight"),
         ]
         if let vocab { dict["vocab_size"] = vocab }
-        if let d = f["llama.attention.key_length"]?.int { dict["head_dim"] = d }
+        if let d = f["\(a).attention.key_length"]?.int { dict["head_dim"] = d }
         if let bos = f["tokenizer.ggml.bos_token_id"]?.int { dict["bos_token_id"] = bos }
         if let eos = f["tokenizer.ggml.eos_token_id"]?.int { dict["eos_token_id"] = eos }
-        if let type = f["llama.rope.scaling.type"]?.string, type != "none" {
+        if let type = f["\(a).rope.scaling.type"]?.string, type != "none" {
             var scaling: [String: Any] = ["rope_type": type]
-            if let factor = f["llama.rope.scaling.factor"]?.float { scaling["factor"] = factor }
-            if let original = f["llama.rope.scaling.original_context_length"]?.int {
+            if let factor = f["\(a).rope.scaling.factor"]?.float { scaling["factor"] = factor }
+            if let original = f["\(a).rope.scaling.original_context_length"]?.int {
                 scaling["original_max_position_embeddings"] = original
             }
             dict["rope_scaling"] = scaling
@@ -78,6 +89,7 @@ public struct GGUFCheckpoint: WeightSource {
             "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.bias": "attn_output.bias",
             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
             "mlp.down_proj.weight": "ffn_down.weight",
+            "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
         ]
         return perLayer[rest].map { "blk.\(layer).\($0)" }
     }
@@ -109,6 +121,7 @@ public struct GGUFCheckpoint: WeightSource {
 
     /// The head count of a tensor whose rows llama.cpp permuted (`attn_q` / `attn_k` weights and biases), else nil.
     private func permutedHeads(_ g: String) -> Int? {
+        guard architecture == "llama" else { return nil }
         if g.hasSuffix("attn_q.weight") || g.hasSuffix("attn_q.bias") { return heads }
         if g.hasSuffix("attn_k.weight") || g.hasSuffix("attn_k.bias") { return kvHeads }
         return nil

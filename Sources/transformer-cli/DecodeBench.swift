@@ -15,7 +15,10 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Write the rows as JSON to this path.") var json: String?
     @Option(help: "Thread counts to run, comma-separated (e.g. 1,2): every model at each count, with the scaling.")
     var threads: String?
-    @Option(help: "Only the models whose name contains this text (e.g. MQA, MLA).") var only: String?
+    @Option(help: "Only the models whose name contains one of these comma-separated words (e.g. 'GQA').") var only: String?
+    @Option(help: "Comma-separated context lengths replacing each model's defaults.") var contexts: String?
+    @Flag(help: "Only decode, the selected models interleaved round by round (fairer ratios on a busy machine).")
+    var interleave = false
 
     func run() throws {
         let counts = try ThreadList.parse(threads)
@@ -32,12 +35,23 @@ struct DecodeBench: ParsableCommand {
             ("dense, same active", llama(kvHeads: 2, intermediate: 1536), nil, short),
             ("deepseek MLA absorbed", deepSeek(), .absorbed, long),
             ("deepseek MLA naive", deepSeek(), .naive, long),
+            // Model families at the llama GQA 8/2 size (decode target: within 10 % of it).
+            ("qwen2 GQA 8/2", family("qwen2"), nil, short),
+            ("qwen3 GQA 8/2", family("qwen3"), nil, short),
+            ("gemma2 GQA 8/2", family("gemma2"), nil, short),
+            ("phi3 GQA 8/2", family("phi3"), nil, short),
         ]
-        for (name, dict, mode, contexts) in models where only.map({ name.contains($0) }) ?? true {
+        let words = only?.split(separator: ",").map(String.init)
+        if interleave {
+            let chosen = models.filter { m in words.map { $0.contains { m.0.contains($0) } } ?? true }
+            let built = try chosen.map { ($0.0, try build($0.1, mlaMode: $0.2)) }
+            return try interleaved(built, contexts: try self.contexts.map(parseTokens) ?? short)
+        }
+        for (name, dict, mode, contexts) in models where words.map({ $0.contains { name.contains($0) } }) ?? true {
             stderrPrint("[decode] \(name)")
             let model = try build(dict, mlaMode: mode)
             // Thread counts interleaved per context, so a slow spell of the machine hits every count alike.
-            for context in contexts {
+            for context in try self.contexts.map(parseTokens) ?? contexts {
                 for n in counts {
                     Threading.workers = n
                     report.add(measure(name, model, context: context))
@@ -59,6 +73,27 @@ struct DecodeBench: ParsableCommand {
         var c = base("llama")
         c["num_key_value_heads"] = kvHeads
         c["intermediate_size"] = intermediate
+        return c
+    }
+
+    /// The llama GQA 8/2 shape with a family's features: Qwen2 q/k/v biases; Qwen3 q/k norms; Gemma 2 GeGLU,
+    /// sandwich norms, soft-caps 50/30 and a 4096 window on even layers; Phi-3 LongRoPE (original context 4096).
+    func family(_ type: String) -> [String: Any] {
+        var c = llama(kvHeads: 2, intermediate: 1536)
+        c["model_type"] = type
+        c["head_dim"] = 64
+        switch type {
+        case "gemma2":
+            c.merge(["hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu_pytorch_tanh", "query_pre_attn_scalar": 64,
+                     "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": 4096]) { $1 }
+        case "phi3":
+            c["original_max_position_embeddings"] = 4096
+            let short: [Double] = (0..<32).map { 1 + Double($0) / 32 }
+            let long: [Double] = (0..<32).map { 1 + Double($0) / 4 }
+            let scaling: [String: Any] = ["type": "longrope", "short_factor": short, "long_factor": long]
+            c["rope_scaling"] = scaling
+        default: break
+        }
         return c
     }
 
@@ -95,6 +130,32 @@ struct DecodeBench: ParsableCommand {
     }
 
     // MARK: Measurement
+
+    /// Decode tokens/s of each model after a `context`-token prompt, the models timed in turn (`steps` steps each)
+    /// for `repeats` rounds, best round kept; the ratio is against the first model.
+    func interleaved(_ models: [(String, any CausalLanguageModel)], contexts: [Int]) throws {
+        var report = Report(columns: ["model", "context", "decode_tps", "ratio"])
+        print(report.header())
+        for context in contexts {
+            let prompt = (0..<context).map { ($0 * 7919) % 4096 }
+            let caches = models.map { $0.1.makeCache(capacity: context + steps + 1) }
+            for ((_, m), cache) in zip(models, caches) { _ = try m.forward(prompt.map { $0 % m.vocabularySize }, cache: cache) }
+            var best = [Double](repeating: .infinity, count: models.count)
+            for _ in 0..<repeats {
+                for (i, (_, m)) in models.enumerated() {
+                    caches[i].truncate(to: context)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for s in 0..<steps { _ = try m.forward([s % m.vocabularySize], cache: caches[i]) }
+                    best[i] = min(best[i], Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                }
+            }
+            for (i, (name, _)) in models.enumerated() {
+                report.add(["model": .string(name), "context": .int(context), "decode_tps": .num(Double(steps) / best[i], 1),
+                            "ratio": .num(best[0] / best[i], 3)])
+            }
+        }
+        try report.write(json: json, benchmark: "decode-interleaved", extra: ["workers": .int(Threading.workers), "layers": .int(layers)])
+    }
 
     func measure(_ name: String, _ model: any CausalLanguageModel, context: Int) -> [String: JSONValue] {
         let prompt = (0..<context).map { ($0 * 7919) % model.vocabularySize }

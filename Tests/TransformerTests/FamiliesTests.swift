@@ -27,6 +27,14 @@ final class FamiliesTests: XCTestCase {
         let model = try ModelLoader.loadCausalLM(directory: dir)
         if let architecture { XCTAssertEqual(model.architecture, architecture, file: file, line: line) }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent(reference))
+        XCTAssertEqual(model.parameterCount, try ref.integers("num_parameters")[0], "\(name): HF num_parameters()",
+                       file: file, line: line)
+        try check(model, ref, name, file: file, line: line)
+    }
+
+    /// `model` against a reference file: logits, cached decode (`cachedTolerance` · max|logits|), greedy ids.
+    func check(_ model: any CausalLanguageModel, _ ref: SafeTensorsFile, _ name: String, cachedTolerance: Float = 1e-5,
+               file: StaticString = #filePath, line: UInt = #line) throws {
         let ids = try ref.integers("input_ids")
         // 1. Full forward pass against HF's float64 logits.
         let logits = try model.logits(ids)
@@ -37,7 +45,7 @@ final class FamiliesTests: XCTestCase {
         var rows = [try model.forward(Array(ids[..<split]), cache: cache)]
         for t in ids[split...] { rows.append(try model.forward([t], cache: cache)) }
         let scale = logits.withUnsafeBufferPointer { $0.map(abs).max() ?? 1 }
-        XCTAssertLessThanOrEqual(Tensor.concatenate(rows, axis: 0).maxAbsDifference(logits), 1e-5 * scale,
+        XCTAssertLessThanOrEqual(Tensor.concatenate(rows, axis: 0).maxAbsDifference(logits), cachedTolerance * scale,
                                  "\(name): cached vs recomputed", file: file, line: line)
         // 3. Greedy continuation identical to HF generate(do_sample=False).
         let greedy = try ref.integers("greedy_ids")
@@ -53,11 +61,28 @@ final class FamiliesTests: XCTestCase {
     func testPhi3LongRoPEShort() throws { try checkCausalLM("phi3", architecture: "phi3") }
     func testPhi3LongRoPELong() throws { try checkCausalLM("phi3", reference: "reference_long.safetensors") }
 
+    /// Qwen2 / Qwen3 as Q8_0 GGUF files named by gguf-py's llama.cpp tensor map, against HF transformers' own GGUF
+    /// loader (dequantised, float64). Decode steps multiply the Q8_0 blocks directly, so cached vs recomputed gets
+    /// 1e-4 · max|logits|.
+    func testGGUFQwen2AndQwen3() throws {
+        for name in ["qwen2", "qwen3"] {
+            let dir = Self.root.appendingPathComponent("gguf")
+            let checkpoint = try GGUFCheckpoint(url: dir.appendingPathComponent("\(name).q8_0.gguf.bin"))
+            XCTAssertEqual(checkpoint.architecture, name)
+            guard case .causalLM(let model) = try ModelLoader.build(config: try checkpoint.config(), weights: Weights(checkpoint)) else {
+                return XCTFail("\(name): not a causal LM")
+            }
+            XCTAssertEqual(model.architecture, name)
+            try check(model, try SafeTensorsFile(url: dir.appendingPathComponent("\(name)_reference.safetensors")),
+                      "\(name) GGUF", cachedTolerance: 1e-4)
+        }
+    }
+
     /// The per-layer windows and norms the loaders derive from the configs.
     func testDerivedStructure() throws {
         let gemma = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("gemma2")) as? DecoderModel)
         let windows = gemma.layers.map { ($0.attention as? GroupedQueryAttention)?.window }
-        XCTAssertEqual(windows, [4, nil, 4], "Gemma 2: even layers slide (HF layer_types)")
+        XCTAssertEqual(windows, [4, nil], "Gemma 2: even layers slide (HF layer_types)")
         XCTAssertEqual(gemma.embeddingScale, Float(Double(32).squareRoot()))
         let qwen = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("qwen2_tied")) as? DecoderModel)
         XCTAssertEqual(qwen.layers.map { ($0.attention as? GroupedQueryAttention)?.window }, [nil, 4],
@@ -100,11 +125,35 @@ final class FamiliesTests: XCTestCase {
 
     // MARK: BERT
 
+    /// A cased WordPiece tokenizer.json (no lowercasing or accent stripping, BertProcessing) trained with HF
+    /// `tokenizers`: ids identical to the Rust tokenizer's on a 15-string corpus (CJK, combining marks, [UNK]s,
+    /// special-token strings, over-long words). Runs without the real model.
+    func testWordPieceCasedMatchesHFTokenizers() throws {
+        let dir = Self.root.appendingPathComponent("wordpiece_cased")
+        let tokenizer = try WordPieceTokenizer(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        XCTAssertEqual(tokenizer.normalizer?.lowercase, false)
+        XCTAssertEqual(tokenizer.normalizer?.stripAccents, false)
+        struct Case: Decodable { let text: String; let ids: [Int] }
+        let corpus = try JSONDecoder().decode([Case].self, from: Data(contentsOf: dir.appendingPathComponent("corpus.json")))
+        XCTAssertEqual(corpus.count, 15)
+        for c in corpus { XCTAssertEqual(tokenizer.encode(c.text), c.ids, c.text.debugDescription) }
+        XCTAssertEqual(tokenizer.decode(tokenizer.encode("Hello world")), "Hello world")
+    }
+
+    func testWordPieceRejectsOtherModels() throws {
+        let bpe = #"{"model": {"type": "BPE", "vocab": {}, "merges": []}}"#
+        XCTAssertThrowsError(try WordPieceTokenizer(tokenizerJSONData: Data(bpe.utf8))) { XCTAssertTrue("\($0)".contains("WordPiece")) }
+        let noUnk = #"{"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"}}"#
+        XCTAssertThrowsError(try WordPieceTokenizer(tokenizerJSONData: Data(noUnk.utf8))) { XCTAssertTrue("\($0)".contains("unk_token")) }
+        XCTAssertThrowsError(try WordPieceTokenizer(tokenizerJSONData: Data("[1]".utf8)))
+    }
+
     func testBertModel() throws {
         let dir = Self.root.appendingPathComponent("bert")
         guard case .encoder(let bert) = try ModelLoader.load(directory: dir) else { return XCTFail("bert: not an encoder") }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
         let ids = try ref.integers("input_ids"), types = try ref.integers("token_type_ids")
+        XCTAssertEqual(bert.parameterCount, try ref.integers("num_parameters")[0], "HF num_parameters()")
         let h = try bert.encode(ids, tokenTypes: types)
         assertClose(h, try ref.tensor("last_hidden"), "bert last_hidden_state")
         assertClose(try bert.pooled(h), try ref.tensor("pooled"), "bert pooler_output")
@@ -125,6 +174,7 @@ final class FamiliesTests: XCTestCase {
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
         let ids = try ref.integers("input_ids"), types = try ref.integers("token_type_ids")
         XCTAssertEqual(model.numLabels, 3)
+        XCTAssertEqual(model.parameterCount, try ref.integers("num_parameters")[0], "HF num_parameters()")
         assertClose(try model.classify(ids, tokenTypes: types), try ref.tensor("logits"), "bert_cls logits")
         // The `bert.`-prefixed checkpoint also loads as a plain encoder.
         let encoder = try BertModel.build(config: try ModelConfig.load(directory: dir), weights: try ModelLoader.weights(directory: dir))

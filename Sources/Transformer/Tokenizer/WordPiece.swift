@@ -181,16 +181,22 @@ public final class WordPieceTokenizer: Sendable {
     /// Greedy longest-match-first WordPiece of one word.
     func wordPiece(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int]) {
         guard word.count <= maxInputCharsPerWord else { ids.append(unknownTokenId); return }
-        let chars = Array(word)
+        // The word's UTF-8 bytes, and where each scalar starts in them.
+        var bytes: [UInt8] = [], offsets: [Int] = []
+        for c in word {
+            offsets.append(bytes.count)
+            bytes += Array(String(c).utf8)
+        }
+        offsets.append(bytes.count)
+        let count = word.count
         let prefix = Array(continuingSubwordPrefix.utf8)
         var pieces: [Int] = []
         var start = 0
-        while start < chars.count {
-            var end = chars.count
+        while start < count {
+            var end = count
             var found: Int?
             while start < end {
-                var key = start > 0 ? prefix : []
-                for c in chars[start..<end] { key += Array(String(c).utf8) }
+                let key = (start > 0 ? prefix : []) + bytes[offsets[start]..<offsets[end]]
                 if let id = vocabulary[key] { found = id; break }
                 end -= 1
             }
