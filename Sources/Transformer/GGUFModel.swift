@@ -22,44 +22,91 @@ public struct GGUFCheckpoint: WeightSource {
         guard arch == "llama" else {
             throw ModelError.unsupportedModelType("\(arch) (GGUF: only the llama architecture is mapped)")
         }
-        heads = try Self.int(file, "llama.attention.head_count")
-        kvHeads = (try? Self.int(file, "llama.attention.head_count_kv")) ?? heads
+        heads = try Self.size(file, "llama.attention.head_count")
+        kvHeads = try Self.size(file, "llama.attention.head_count_kv", default: heads)
+        guard heads % kvHeads == 0 else {
+            throw Self.invalid(file, "llama.attention.head_count_kv (\(kvHeads)) does not divide llama.attention.head_count (\(heads))")
+        }
     }
 
-    static func int(_ file: GGUFFile, _ key: String) throws -> Int {
-        guard let v = file[key]?.int else { throw ModelError.invalidConfig("\(file.url.lastPathComponent): GGUF metadata has no \(key)") }
+    static func invalid(_ file: GGUFFile, _ message: String) -> ModelError {
+        ModelError.invalidConfig("\(file.url.lastPathComponent): GGUF metadata \(message)")
+    }
+
+    /// Integer metadata `key`, which must be present (or have a `default`), integral, positive and at most
+    /// ``ModelConfig/maxSize``.
+    static func size(_ file: GGUFFile, _ key: String, default fallback: Int? = nil) throws -> Int {
+        guard let value = file[key] else {
+            if let fallback { return fallback }
+            throw invalid(file, "has no \(key)")
+        }
+        guard let v = value.int else { throw invalid(file, "\(key) must be an integer, got \(value)") }
+        guard v > 0 && v <= ModelConfig.maxSize else {
+            throw invalid(file, "\(key) must be in 1...\(ModelConfig.maxSize), got \(v)")
+        }
         return v
     }
 
-    /// The HF `config.json` this file corresponds to.
+    /// Numeric metadata `key` (nil when absent), which must be finite.
+    static func number(_ file: GGUFFile, _ key: String) throws -> Double? {
+        guard let value = file[key] else { return nil }
+        guard let v = value.float else { throw invalid(file, "\(key) must be a number, got \(value)") }
+        guard v.isFinite else { throw invalid(file, "\(key) must be finite, got \(v)") }
+        return v
+    }
+
+    /// Integer metadata `key` (nil when absent), e.g. a token id.
+    static func integer(_ file: GGUFFile, _ key: String) throws -> Int? {
+        guard let value = file[key] else { return nil }
+        guard let v = value.int else { throw invalid(file, "\(key) must be an integer, got \(value)") }
+        return v
+    }
+
+    /// The HF `config.json` this file corresponds to, read field by field from the metadata; a bad value is an error
+    /// naming its GGUF key (``ModelConfig/validate()`` then checks the whole).
     public func config() throws -> ModelConfig {
         let f = file
-        let vocab = f["llama.vocab_size"]?.int ?? f["tokenizer.ggml.tokens"]?.array?.count
-        var dict: [String: Any] = [
-            "model_type": "llama",
-            "hidden_size": try Self.int(f, "llama.embedding_length"),
-            "intermediate_size": try Self.int(f, "llama.feed_forward_length"),
-            "num_hidden_layers": try Self.int(f, "llama.block_count"),
-            "num_attention_heads": heads,
-            "num_key_value_heads": kvHeads,
-            "max_position_embeddings": f["llama.context_length"]?.int ?? 2048,
-            "rms_norm_eps": f["llama.attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
-            "rope_theta": f["llama.rope.freq_base"]?.float ?? 10_000,
-            "tie_word_embeddings": !file.tensors.keys.contains("output.weight"),
-        ]
-        if let vocab { dict["vocab_size"] = vocab }
-        if let d = f["llama.attention.key_length"]?.int { dict["head_dim"] = d }
-        if let bos = f["tokenizer.ggml.bos_token_id"]?.int { dict["bos_token_id"] = bos }
-        if let eos = f["tokenizer.ggml.eos_token_id"]?.int { dict["eos_token_id"] = eos }
-        if let type = f["llama.rope.scaling.type"]?.string, type != "none" {
-            var scaling: [String: Any] = ["rope_type": type]
-            if let factor = f["llama.rope.scaling.factor"]?.float { scaling["factor"] = factor }
-            if let original = f["llama.rope.scaling.original_context_length"]?.int {
-                scaling["original_max_position_embeddings"] = original
-            }
-            dict["rope_scaling"] = scaling
+        var c = ModelConfig(modelType: "llama")
+        c.hiddenSize = try Self.size(f, "llama.embedding_length")
+        c.intermediateSize = try Self.size(f, "llama.feed_forward_length")
+        c.numHiddenLayers = try Self.size(f, "llama.block_count")
+        c.numAttentionHeads = heads
+        c.numKeyValueHeads = kvHeads
+        c.maxPositionEmbeddings = try Self.size(f, "llama.context_length", default: 2048)
+        c.rmsNormEps = try Self.number(f, "llama.attention.layer_norm_rms_epsilon") ?? 1e-5
+        c.rope.ropeTheta = try Self.number(f, "llama.rope.freq_base") ?? 10_000
+        if let theta = c.rope.ropeTheta, !(theta > 1) {
+            throw Self.invalid(f, "llama.rope.freq_base must be > 1, got \(theta)")
         }
-        return try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: dict))
+        if let eps = c.rmsNormEps, !(eps > 0) {
+            throw Self.invalid(f, "llama.attention.layer_norm_rms_epsilon must be positive, got \(eps)")
+        }
+        c.tieWordEmbeddings = !file.tensors.keys.contains("output.weight")
+        if f["llama.vocab_size"] != nil {
+            c.vocabSize = try Self.size(f, "llama.vocab_size")
+        } else if let tokens = f["tokenizer.ggml.tokens"]?.array {
+            guard !tokens.isEmpty else { throw Self.invalid(f, "tokenizer.ggml.tokens is empty") }
+            c.vocabSize = tokens.count
+        }
+        if f["llama.attention.key_length"] != nil { c.headDim = try Self.size(f, "llama.attention.key_length") }
+        if let bos = try Self.integer(f, "tokenizer.ggml.bos_token_id") { c.bosTokenId = [bos] }
+        if let eos = try Self.integer(f, "tokenizer.ggml.eos_token_id") { c.eosTokenId = [eos] }
+        if let typeValue = f["llama.rope.scaling.type"] {
+            guard let type = typeValue.string else {
+                throw Self.invalid(f, "llama.rope.scaling.type must be a string, got \(typeValue)")
+            }
+            if type != "none" {
+                c.rope.ropeType = type
+                c.rope.factor = try Self.number(f, "llama.rope.scaling.factor")
+                if let factor = c.rope.factor, !(factor > 0) {
+                    throw Self.invalid(f, "llama.rope.scaling.factor must be positive, got \(factor)")
+                }
+                if f["llama.rope.scaling.original_context_length"] != nil {
+                    c.rope.originalMaxPositionEmbeddings = try Self.size(f, "llama.rope.scaling.original_context_length")
+                }
+            }
+        }
+        return c
     }
 
     /// GGUF name for an HF weight name (nil when there is none).
@@ -88,18 +135,33 @@ public struct GGUFCheckpoint: WeightSource {
 
     public func tensor(_ name: String) throws -> Tensor {
         let g = try ggufName(name)
+        guard let heads = permutedHeads(g) else { return try file.tensor(g) }
+        let rows = try permutableRows(g, heads: heads)
         let t = try file.tensor(g)
-        guard let heads = permutedHeads(g) else { return t }
-        let rows = t.shape[0], cols = t.count / max(rows, 1)
+        let cols = t.count / max(rows, 1)
         return t.reshaped([rows, cols]).embedding(Self.unpermutedRows(rows, heads: heads)).reshaped(t.shape)
     }
 
     /// 2-D Q8_0 / Q4_0 / Q4_1 tensors as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
     public func quantized(_ name: String) throws -> QuantizedMatrix? {
         let g = try ggufName(name)
+        guard let heads = permutedHeads(g) else { return try file.quantizedMatrix(g) }
+        _ = try permutableRows(g, heads: heads)
         guard let q = try file.quantizedMatrix(g) else { return nil }
-        guard let heads = permutedHeads(g) else { return q }
         return q.permutingRows(Self.unpermutedRows(q.rows, heads: heads))
+    }
+
+    /// The row count of the permuted tensor `g` (its outermost dimension), which must split into `heads` heads of an
+    /// even number of rows; otherwise the file disagrees with its head counts and this throws naming both.
+    private func permutableRows(_ g: String, heads: Int) throws -> Int {
+        let shape = file.tensors[g]?.shape ?? []
+        let rows = shape.first ?? 1
+        let key = g.contains("attn_k") ? "llama.attention.head_count_kv" : "llama.attention.head_count"
+        guard heads > 0, rows % (2 * heads) == 0 else {
+            throw ModelError.invalidConfig("\(file.url.lastPathComponent): tensor '\(g)' has shape \(shape): its \(rows) rows "
+                                           + "do not split into \(key) = \(heads) heads of an even size")
+        }
+        return rows
     }
 
     private func ggufName(_ name: String) throws -> String {
@@ -118,6 +180,7 @@ public struct GGUFCheckpoint: WeightSource {
     /// `[head, i, j]` of the file.
     static func unpermutedRows(_ rows: Int, heads: Int) -> [Int] {
         let half = rows / heads / 2
+        guard half > 0 else { return Array(0..<rows) }  // nothing to permute (no rows); callers check the split
         return (0..<rows).map { r in
             let (head, rest) = r.quotientAndRemainder(dividingBy: 2 * half)
             let (j, i) = rest.quotientAndRemainder(dividingBy: half)

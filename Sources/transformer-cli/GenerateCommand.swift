@@ -111,10 +111,15 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Context length (KV-cache positions).") var context = 2048
     @OptionGroup var sampling: SamplingOptions
 
+    func validate() throws {
+        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
+        guard context > 0 else { throw ValidationError("--context must be positive") }
+    }
+
     func run() throws {
         guard let text = try OpenedModel.open(model).text else { throw ValidationError("\(model) has no tokenizer") }
         guard let template = text.chatTemplate else { throw ValidationError("\(model) has no supported chat template") }
-        let cache = text.model.makeCache(capacity: min(context, text.model.maxPositions))
+        let cache = try text.model.checkedCache(capacity: min(context, text.model.maxPositions))
         var sampler = sampling.sampler
         var history: [ChatMessage] = system.map { [.system($0)] } ?? []
         var cached: [Int] = []  // exactly the tokens whose keys/values are in the cache
