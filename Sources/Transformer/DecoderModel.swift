@@ -60,10 +60,11 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         KVCache(capacity: capacity ?? maxPositions, widths: layers.map { $0.attention.cacheWidths })
     }
 
-    /// Like ``makeCache(capacity:)``, but a capacity that is not positive, or whose cache would not fit in this
-    /// machine's memory, is an error (``KVCache/checked(capacity:widths:)``) instead of a crash.
+    /// Like ``makeCache(capacity:)``, but a capacity that is not positive, beyond ``maxPositions``, or whose cache
+    /// would not fit in this machine's memory is an error (``KVCache/checked(capacity:widths:)``), not a crash.
     public func checkedCache(capacity: Int) throws -> KVCache {
-        try KVCache.checked(capacity: capacity, widths: layers.map { $0.attention.cacheWidths })
+        guard capacity <= maxPositions else { throw GenerationError.contextTooLong(needed: capacity, maxPositions: maxPositions) }
+        return try KVCache.checked(capacity: capacity, widths: layers.map { $0.attention.cacheWidths })
     }
 
     /// Final-norm hidden states `[n, hidden]` of `tokens` at positions `cache.length…` (appends them to the cache).

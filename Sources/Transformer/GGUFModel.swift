@@ -12,6 +12,9 @@ public struct GGUFCheckpoint: WeightSource {
     public let file: GGUFFile
     let heads: Int
     let kvHeads: Int
+    /// Rows per head of `attn_q` / `attn_k` (`llama.attention.key_length`, else embedding_length / head_count), when
+    /// the metadata determines it.
+    let headDim: Int?
 
     /// Opens `url` and checks that it is a llama-architecture model.
     public init(url: URL) throws {
@@ -26,6 +29,13 @@ public struct GGUFCheckpoint: WeightSource {
         kvHeads = try Self.size(file, "llama.attention.head_count_kv", default: heads)
         guard heads % kvHeads == 0 else {
             throw Self.invalid(file, "llama.attention.head_count_kv (\(kvHeads)) does not divide llama.attention.head_count (\(heads))")
+        }
+        if let d = file["llama.attention.key_length"]?.int, d > 0 {
+            headDim = d
+        } else if let width = file["llama.embedding_length"]?.int, width > 0, width % heads == 0 {
+            headDim = width / heads
+        } else {
+            headDim = nil
         }
     }
 
@@ -157,9 +167,17 @@ public struct GGUFCheckpoint: WeightSource {
         let shape = file.tensors[g]?.shape ?? []
         let rows = shape.first ?? 1
         let key = g.contains("attn_k") ? "llama.attention.head_count_kv" : "llama.attention.head_count"
+        let name = "\(file.url.lastPathComponent): tensor '\(g)' has shape \(shape)"
         guard heads > 0, rows % (2 * heads) == 0 else {
-            throw ModelError.invalidConfig("\(file.url.lastPathComponent): tensor '\(g)' has shape \(shape): its \(rows) rows "
-                                           + "do not split into \(key) = \(heads) heads of an even size")
+            throw ModelError.invalidConfig("\(name): its \(rows) rows do not split into \(key) = \(heads) heads of an even size")
+        }
+        if let headDim {
+            let (needed, overflow) = heads.multipliedReportingOverflow(by: headDim)
+            if overflow || rows != needed {
+                let absent = file[key] == nil ? " (absent, so equal to llama.attention.head_count)" : ""
+                throw ModelError.invalidConfig("\(name): \(rows) rows, but \(key) = \(heads)\(absent) heads of "
+                                               + "\(headDim) rows need \(overflow ? "more" : String(needed))")
+            }
         }
         return rows
     }
