@@ -10,7 +10,8 @@
 #    --max-new-tokens, --context, sampling flags) on the valid bases. An exit status ≥ 128 (a signal: trap, abort,
 #    segfault) is a crash; 124 is a timeout (a hang). Crashing inputs are kept under fuzz-crashes/ (git-ignored)
 #    with the command and its stderr.
-# Set TRANSFORMER_CLI=path to run step 2 with another binary (e.g. an older build, to count crashes before a fix).
+# Set TRANSFORMER_CLI=path to run step 2 with another binary (e.g. an older build, to count crashes before a fix),
+# FUZZ_SKIP_INPROCESS=1 to skip step 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5000}
@@ -22,7 +23,9 @@ mkdir -p "$CRASHES"
 
 echo "[fuzz] 1/2 in-process: $N cases, seed $SEED (debug build)" >&2
 swift build --build-tests >/dev/null || exit 1
-if TRANSFORMER_FUZZ_CASES=$N TRANSFORMER_FUZZ_SEED=$SEED TRANSFORMER_FUZZ_VERBOSE=1 \
+if [ -n "${FUZZ_SKIP_INPROCESS:-}" ]; then
+    INPROCESS=skipped
+elif TRANSFORMER_FUZZ_CASES=$N TRANSFORMER_FUZZ_SEED=$SEED TRANSFORMER_FUZZ_VERBOSE=1 \
     swift test --skip-build --filter FuzzTests.testHostileInputsAreErrorsNeverCrashes >"$WORK/inprocess.log" 2>&1; then
     grep '^fuzz:' "$WORK/inprocess.log"
     INPROCESS=ok
@@ -90,4 +93,4 @@ for base in "$WORK/corpus/base.gguf" "$WORK/corpus/base-hf"; do
     run_one "args-$b-output" logits --model "$base" --tokens 1 --output /nonexistent-dir/x.safetensors
 done
 echo "fuzz: in-process $N cases: $INPROCESS; command line: $runs runs: $oks ok, $errors errors, $crashes crashes, $timeouts timeouts (seed $SEED, crashing inputs in $CRASHES/)"
-[ "$INPROCESS" = ok ] && [ $crashes -eq 0 ] && [ $timeouts -eq 0 ]
+[ "$INPROCESS" != crashed ] && [ $crashes -eq 0 ] && [ $timeouts -eq 0 ]

@@ -173,7 +173,8 @@ public struct ModelConfig: Decodable, Sendable {
 
     /// Checks every field that is present, before anything is built or allocated from it, and throws
     /// ``ModelError/invalidConfig(_:)`` naming the first bad one (HF spelling): sizes positive and at most
-    /// ``maxSize``, `num_key_value_heads` dividing `num_attention_heads`, epsilons finite and positive, RoPE
+    /// ``maxSize``, `num_attention_heads` dividing `hidden_size` when there is no `head_dim`, `num_key_value_heads`
+    /// dividing `num_attention_heads`, epsilons finite and positive, RoPE
     /// parameters sane (`rope_theta` > 1, scaling factor > 0, YaRN's original context > 0, finite betas and mscales,
     /// `partial_rotary_factor` in (0, 1]). Architecture builders still check what only they know (which fields are
     /// required, how sizes combine). ``ModelLoader/build(config:weights:)`` calls this first.
@@ -196,6 +197,11 @@ public struct ModelConfig: Decodable, Sendable {
         }
         for case let (name, value?) in [("n_shared_experts", nSharedExperts), ("first_k_dense_replace", firstKDenseReplace)] {
             try check(value >= 0 && value <= Self.maxSize, "\(name) must be in 0...\(Self.maxSize), got \(value)")
+        }
+        if headDim == nil, modelType != "deepseek_v3", let hidden = hiddenSize, let heads = numAttentionHeads {
+            // Without head_dim the head size is hidden_size / num_attention_heads (DeepSeek's MLA sizes its heads
+            // with qk_nope_head_dim / qk_rope_head_dim / v_head_dim instead).
+            try check(hidden % heads == 0, "num_attention_heads (\(heads)) does not divide hidden_size (\(hidden))")
         }
         if let heads = numAttentionHeads, let kv = numKeyValueHeads {
             try check(heads % kv == 0, "num_key_value_heads (\(kv)) does not divide num_attention_heads (\(heads))")

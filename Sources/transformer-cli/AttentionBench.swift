@@ -24,6 +24,20 @@ struct AttentionBench: ParsableCommand {
     @Option(name: .customLong("rows-per-block"), help: "FlashAttention query rows per task (tuning).") var rowsPerBlock: Int?
     @Option(name: .customLong("tile-keys"), help: "FlashAttention keys per tile (tuning).") var tileKeys: Int?
 
+    func validate() throws {
+        let size = 1...(1 << 20)
+        try requireInRange("--seq", seq.map { [$0] } ?? [], size)
+        try requireInRange("--heads", [heads], 1...4096)
+        try requireInRange("--kv-heads", kvHeads.map { [$0] } ?? [], 1...4096)
+        if let kvHeads, heads % kvHeads != 0 { throw ValidationError("--kv-heads must divide --heads") }
+        try requireInRange("--head-dim", [headDim], 1...4096)
+        try requireInRange("--window", window.map { [$0] } ?? [], 0...(1 << 20))
+        try requireInRange("--repeats", [repeats], 1...1000)
+        try requireInRange("--reference-limit", [referenceLimit], 0...(1 << 20))
+        try requireInRange("--rows-per-block", rowsPerBlock.map { [$0] } ?? [], 1...4096)
+        try requireInRange("--tile-keys", tileKeys.map { [$0] } ?? [], 1...(1 << 16))
+    }
+
     func run() throws {
         if let rowsPerBlock { FlashAttention.rowsPerBlock = rowsPerBlock }
         if let tileKeys { FlashAttention.tileKeys = tileKeys }

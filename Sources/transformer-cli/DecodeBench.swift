@@ -14,6 +14,12 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Decoder layers of the synthetic models.") var layers = 8
     @Option(help: "Write the rows as JSON to this path.") var json: String?
 
+    func validate() throws {
+        try requireInRange("--steps", [steps], 1...4096)
+        try requireInRange("--repeats", [repeats], 1...1000)
+        try requireInRange("--layers", [layers], 1...256)
+    }
+
     func run() throws {
         print("decode: random-weight models, \(layers) layers, hidden 512, \(Threading.workers) workers; best of \(repeats)")
         var report = Report(columns: ["model", "context", "prefill_tps", "decode_tps", "recompute_tps", "cache_speedup", "kv_bytes_tok"])

@@ -12,6 +12,11 @@ struct MatmulBench: ParsableCommand {
     @Option(help: "Timed runs per case (best is reported).") var repeats = 7
     @Option(help: "Write the rows as JSON to this path.") var json: String?
 
+    func validate() throws {
+        try requireInRange("--sizes", sizes, 1...16384)
+        try requireInRange("--repeats", [repeats], 1...1000)
+    }
+
     func run() throws {
         let blasThreads = Threading.workers
         print("matmul: Tensor.matmul (OpenBLAS 1 thread, engine splits across \(Threading.workers) workers) vs raw cblas_sgemm (OpenBLAS \(blasThreads) threads)")
