@@ -11,13 +11,13 @@
 #    segfault) is a crash; 124 is a timeout (a hang). Crashing inputs are kept under fuzz-crashes/ (git-ignored)
 #    with the command and its stderr.
 # Set TRANSFORMER_CLI=path to run step 2 with another binary (e.g. an older build, to count crashes before a fix),
-# FUZZ_SKIP_INPROCESS=1 to skip step 1.
+# FUZZ_SKIP_INPROCESS=1 to skip step 1, FUZZ_CRASHES=DIR to keep crashing inputs elsewhere.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5000}
 SEED=${2:-20261130}
 WORK=$(mktemp -d /tmp/transformer-fuzz.XXXXXX)
-CRASHES=fuzz-crashes
+CRASHES=${FUZZ_CRASHES:-fuzz-crashes}
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$CRASHES"
 

@@ -133,16 +133,16 @@ final class FuzzTests: XCTestCase {
                 } else {
                     let v = hostileValue(&rng)
                     w[key] = v
-                    what.append("\(key) = \(v)")
+                    what.append("\(key) = \(GGUFTestWriter.describe(v))")
                 }
             case 2:  // RoPE scaling
                 w["llama.rope.scaling.type"] = .string(rng.pick(["linear", "yarn", "none", "dynamic", ""]))
                 w["llama.rope.scaling.factor"] = rng.chance(0.7) ? .float32(Float(rng.pick(hostileFloats))) : nil
                 w["llama.rope.scaling.original_context_length"] = rng.chance(0.7)
                     ? .uint64(UInt64(bitPattern: rng.pick(hostileInts))) : nil
-                what.append("rope scaling \(String(describing: w["llama.rope.scaling.type"])), "
-                            + "factor \(String(describing: w["llama.rope.scaling.factor"])), "
-                            + "original \(String(describing: w["llama.rope.scaling.original_context_length"]))")
+                what.append("rope scaling \(GGUFTestWriter.describe(w["llama.rope.scaling.type"])), "
+                            + "factor \(GGUFTestWriter.describe(w["llama.rope.scaling.factor"])), "
+                            + "original \(GGUFTestWriter.describe(w["llama.rope.scaling.original_context_length"]))")
             case 3:  // a tensor's dims
                 let t = rng.below(w.tensors.count)
                 var dims = w.tensors[t].dims

@@ -29,6 +29,23 @@ struct GGUFTestWriter {
         }
     }
 
+    /// `float32(nan)`, `uint64(2147483648)`, `strings(2)`: for case descriptions.
+    static func describe(_ v: Value?) -> String {
+        guard let v else { return "absent" }
+        switch v {
+        case .uint32(let x): return "uint32(\(x))"
+        case .int32(let x): return "int32(\(x))"
+        case .uint64(let x): return "uint64(\(x))"
+        case .int64(let x): return "int64(\(x))"
+        case .float32(let x): return "float32(\(x))"
+        case .float64(let x): return "float64(\(x))"
+        case .bool(let x): return "bool(\(x))"
+        case .string(let x): return "string(\(x.debugDescription))"
+        case .strings(let a): return "strings(\(a.count))"
+        case .int32s(let a): return "int32s(\(a.count))"
+        }
+    }
+
     /// One tensor: ggml dims (innermost first), ggml type number, raw data.
     struct TensorEntry {
         var name: String
