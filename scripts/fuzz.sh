@@ -71,24 +71,31 @@ while IFS=$'\t' read -r id kind path description; do
     fi
 done <"$WORK/corpus/cases.tsv"
 # Hostile command-line arguments on the valid bases.
+k=0
 for base in "$WORK/corpus/base.gguf" "$WORK/corpus/base-hf"; do
     b=$(basename "$base")
     for tokens in 0,1 -1 99999999999999999999 9223372036854775807 1,,2 "" x 1e3 "$(seq -s, 0 300)"; do
-        run_one "args-$b-tokens" logits --model "$base" --tokens "$tokens" --output "$WORK/logits.safetensors"
-        run_one "args-$b-gen-tokens" generate --model "$base" --tokens "$tokens" -n 2
+        k=$((k + 1))
+        run_one "args-$b-tokens$k" logits --model "$base" --tokens "$tokens" --output "$WORK/logits.safetensors"
+        k=$((k + 1))
+        run_one "args-$b-gen-tokens$k" generate --model "$base" --tokens "$tokens" -n 2
     done
     for n in 0 -1 1 300 4611686018427387904 9223372036854775807 99999999999999999999; do
-        run_one "args-$b-n" generate --model "$base" --tokens 1,2 --max-new-tokens "$n"
-        run_one "args-$b-p" generate --model "$base" -p "ab c" -n "$n"
+        k=$((k + 1))
+        run_one "args-$b-n$k" generate --model "$base" --tokens 1,2 --max-new-tokens "$n"
+        k=$((k + 1))
+        run_one "args-$b-p$k" generate --model "$base" -p "ab c" -n "$n"
     done
     printf 'hello\nab c\n\n' >"$WORK/chat.txt"
     for ctx in 0 -1 1 2 9223372036854775807; do
-        STDIN_FILE="$WORK/chat.txt" run_one "args-$b-context" chat --model "$base" --context "$ctx" -n 4
+        k=$((k + 1))
+        STDIN_FILE="$WORK/chat.txt" run_one "args-$b-context$k" chat --model "$base" --context "$ctx" -n 4
     done
     for flags in "--temperature nan" "--temperature -1" "--temperature inf" "--top-k 0" "--top-k 9223372036854775807" \
                  "--top-p nan" "--top-p 0" "--top-p 2" "--seed 18446744073709551615 --temperature 1"; do
+        k=$((k + 1))
         # shellcheck disable=SC2086
-        run_one "args-$b-sampling" generate --model "$base" --tokens 1,2 -n 2 $flags
+        run_one "args-$b-sampling$k" generate --model "$base" --tokens 1,2 -n 2 $flags
     done
     run_one "args-$b-output" logits --model "$base" --tokens 1 --output /nonexistent-dir/x.safetensors
 done
