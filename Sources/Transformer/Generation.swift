@@ -98,7 +98,7 @@ extension CausalLanguageModel {
                          onToken: (Int) -> Bool = { _ in true }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw GenerationError.emptyInput }
         // Positions the prompt and every generated token but the last occupy (saturating: maxNewTokens may be huge).
-        let (sum, overflow) = prompt.count.addingReportingOverflow(max(options.maxNewTokens - 1, 0))
+        let (sum, overflow) = prompt.count.addingReportingOverflow(max(options.maxNewTokens, 1) - 1)
         let needed = overflow ? Int.max : sum
         let cache = try cache ?? {
             guard needed <= maxPositions else { throw GenerationError.contextTooLong(needed: needed, maxPositions: maxPositions) }

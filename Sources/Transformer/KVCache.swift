@@ -87,7 +87,10 @@ public final class KVCache: @unchecked Sendable {
 
     /// Throws when `count` more positions do not fit.
     public func reserve(_ count: Int) throws {
-        guard count <= remaining else { throw GenerationError.contextOverflow(needed: length + count, capacity: capacity) }
+        guard count <= remaining else {
+            let (needed, overflow) = length.addingReportingOverflow(count)
+            throw GenerationError.contextOverflow(needed: overflow ? Int.max : needed, capacity: capacity)
+        }
     }
 
     /// Marks `count` more positions as filled (after every layer wrote them).

@@ -231,7 +231,7 @@ final class FuzzTests: XCTestCase {
         var tokenizer: Data? = nil
         var what = name
         if name == "llama_gqa" || rng.chance(0.1) {
-            tokenizer = try JSONSerialization.data(withJSONObject: baseTokenizer)
+            tokenizer = try JSONSerialization.data(withJSONObject: baseTokenizer, options: [.sortedKeys])
         }
         switch rng.below(10) {
         case 0...4:  // one config field: removed, or a hostile literal
@@ -239,7 +239,7 @@ final class FuzzTests: XCTestCase {
                          "max_position_embeddings", "rms_norm_eps", "layer_norm_eps", "vocab_size", "n_group",
                          "topk_group", "num_experts_per_tok", "first_k_dense_replace", "n_shared_experts",
                          "qk_rope_head_dim", "kv_lora_rank", "eos_token_id", "model_type", "hidden_act", "tie_word_embeddings"]
-            let key = rng.pick(Array(config.keys) + extra)
+            let key = rng.pick(config.keys.sorted() + extra)
             let literal: String? = rng.chance(0.15) ? nil : rng.pick(hostileJSON)
             configData = try json(config, setting: key, to: literal)
             what += ": config \(key) = \(literal ?? "<removed>")"
@@ -265,7 +265,7 @@ final class FuzzTests: XCTestCase {
             var vocab = model["vocab"] as! [String: Any]
             let literal = rng.pick(hostileJSON)
             switch rng.below(5) {
-            case 0: vocab[rng.pick(Array(vocab.keys))] = "__FUZZ_HOSTILE__"; what += ": tokenizer vocab id = \(literal)"
+            case 0: vocab[rng.pick(vocab.keys.sorted())] = "__FUZZ_HOSTILE__"; what += ": tokenizer vocab id = \(literal)"
             case 1: t["added_tokens"] = [["id": "__FUZZ_HOSTILE__", "content": "<x>", "special": true]]; what += ": added token id = \(literal)"
             case 2: model["merges"] = ["a", "a b c", "", "__FUZZ_HOSTILE__"]; what += ": merges with \(literal)"
             case 3: t["pre_tokenizer"] = "__FUZZ_HOSTILE__"; what += ": pre_tokenizer = \(literal)"
@@ -437,7 +437,7 @@ final class FuzzTests: XCTestCase {
             let hf = root.appendingPathComponent("base-hf")
             try? fm.removeItem(at: hf)
             try fm.copyItem(at: Self.models.appendingPathComponent("llama_gqa"), to: hf)
-            try JSONSerialization.data(withJSONObject: Self.baseTokenizer).write(to: hf.appendingPathComponent("tokenizer.json"))
+            try JSONSerialization.data(withJSONObject: Self.baseTokenizer, options: [.sortedKeys]).write(to: hf.appendingPathComponent("tokenizer.json"))
             return
         }
         let root = fm.temporaryDirectory.appendingPathComponent("transformer-fuzz-\(getpid())")
@@ -450,10 +450,12 @@ final class FuzzTests: XCTestCase {
             if verbose { FileHandle.standardError.write(Data("fuzz case \(i): \(c.description)\n".utf8)) }
             do {
                 try Self.run(c)
+                if verbose { FileHandle.standardError.write(Data("  -> ok\n".utf8)) }
                 loaded += 1
                 kinds[c.kind, default: (0, 0)].ok += 1
             } catch {
                 XCTAssertFalse("\(error)".isEmpty, "case \(i) (\(c.description)): an error with no description")
+                if verbose { FileHandle.standardError.write(Data("  -> error: \(error)\n".utf8)) }
                 failed += 1
                 kinds[c.kind, default: (0, 0)].err += 1
             }

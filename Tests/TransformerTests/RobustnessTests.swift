@@ -122,6 +122,12 @@ final class RobustnessTests: XCTestCase {
         assertError(["context overflow"]) {
             try model.generate(prompt: [0], options: GenerationOptions(maxNewTokens: Int.max))
         }
+        let partlyFilled = model.makeCache(capacity: 2)
+        _ = try model.forward([0], cache: partlyFilled)
+        assertError(["context overflow"]) {
+            try model.generate(prompt: [0], options: GenerationOptions(maxNewTokens: Int.max), cache: partlyFilled)
+        }
+        XCTAssertEqual(try model.generate(prompt: [0], options: GenerationOptions(maxNewTokens: Int.min)).tokens, [])
         let gg = try TextGenerator.load(path: try gguf { $0["llama.context_length"] = .uint32(2) }).model
         assertError(["context overflow", "max_position_embeddings"]) { _ = try gg.logits([0, 1, 2]) }
         XCTAssertNoThrow(try gg.logits([0, 1]))
