@@ -81,11 +81,21 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         KVCache(capacity: capacity ?? maxPositions, widths: layers.map { $0.attention.cacheWidths })
     }
 
+    /// Like ``makeCache(capacity:)``, but a capacity that is not positive, beyond ``maxPositions``, or whose cache
+    /// would not fit in this machine's memory is an error (``KVCache/checked(capacity:widths:)``), not a crash.
+    public func checkedCache(capacity: Int) throws -> KVCache {
+        guard capacity <= maxPositions else { throw GenerationError.contextTooLong(needed: capacity, maxPositions: maxPositions) }
+        return try KVCache.checked(capacity: capacity, widths: layers.map { $0.attention.cacheWidths })
+    }
+
     /// Final-norm hidden states `[n, hidden]` of `tokens` at positions `cache.length…` (appends them to the cache).
     public func hiddenStates(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         guard !tokens.isEmpty else { throw GenerationError.emptyInput }
         for t in tokens where t < 0 || t >= embedding.shape[0] {
             throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embedding.shape[0])
+        }
+        guard tokens.count <= maxPositions - cache.length else {
+            throw GenerationError.contextTooLong(needed: cache.length + tokens.count, maxPositions: maxPositions)
         }
         try cache.reserve(tokens.count)
         let position = cache.length
@@ -132,6 +142,8 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     var maxPositions: Int { get }
     /// A cache for `capacity` positions (default: ``maxPositions``).
     func makeCache(capacity: Int?) -> KVCache
+    /// A cache for `capacity` positions, or an error if `capacity` is not positive or the cache cannot be allocated.
+    func checkedCache(capacity: Int) throws -> KVCache
     /// Runs `tokens` at positions `cache.length…`, appends them to the cache and returns logits `[n, vocab]`.
     func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor
     /// The same pass, returning only the last position's logits `[vocab]`.
@@ -144,9 +156,20 @@ extension CausalLanguageModel {
         return logits.sliced(axis: 0, (tokens.count - 1)..<tokens.count).reshaped([-1])
     }
 
+    /// The default: capacity must be positive and within ``maxPositions``; then ``makeCache(capacity:)``.
+    public func checkedCache(capacity: Int) throws -> KVCache {
+        guard capacity > 0 else { throw GenerationError.invalidCapacity(capacity) }
+        guard capacity <= maxPositions else { throw GenerationError.contextTooLong(needed: capacity, maxPositions: maxPositions) }
+        return makeCache(capacity: capacity)
+    }
+
     /// Logits for `tokens` from scratch (a fresh cache sized to the input).
     public func logits(_ tokens: [Int]) throws -> Tensor {
-        try forward(tokens, cache: makeCache(capacity: max(1, tokens.count)))
+        guard !tokens.isEmpty else { throw GenerationError.emptyInput }
+        guard tokens.count <= maxPositions else {
+            throw GenerationError.contextTooLong(needed: tokens.count, maxPositions: maxPositions)
+        }
+        return try forward(tokens, cache: checkedCache(capacity: tokens.count))
     }
 }
 

@@ -16,6 +16,9 @@ public struct GGUFCheckpoint: WeightSource {
     public let architecture: String
     let heads: Int
     let kvHeads: Int
+    /// Rows per head of `attn_q` / `attn_k` (`llama.attention.key_length`, else embedding_length / head_count), when
+    /// the metadata determines it.
+    let headDim: Int?
 
     /// GGUF architectures this mapping reads (they are also the HF `model_type`s they become).
     public static let supportedArchitectures = ["llama", "qwen2", "qwen3"]
@@ -31,46 +34,101 @@ public struct GGUFCheckpoint: WeightSource {
                 "\(arch) (GGUF: mapped architectures are \(Self.supportedArchitectures.joined(separator: ", ")))")
         }
         architecture = arch
-        heads = try Self.int(file, "\(arch).attention.head_count")
-        kvHeads = (try? Self.int(file, "\(arch).attention.head_count_kv")) ?? heads
+        heads = try Self.size(file, "\(arch).attention.head_count")
+        kvHeads = try Self.size(file, "\(arch).attention.head_count_kv", default: heads)
+        guard heads % kvHeads == 0 else {
+            throw Self.invalid(file, "\(arch).attention.head_count_kv (\(kvHeads)) does not divide \(arch).attention.head_count (\(heads))")
+        }
+        if let d = file["\(arch).attention.key_length"]?.int, d > 0 {
+            headDim = d
+        } else if let width = file["\(arch).embedding_length"]?.int, width > 0, width % heads == 0 {
+            headDim = width / heads
+        } else {
+            headDim = nil
+        }
     }
 
-    static func int(_ file: GGUFFile, _ key: String) throws -> Int {
-        guard let v = file[key]?.int else { throw ModelError.invalidConfig("\(file.url.lastPathComponent): GGUF metadata has no \(key)") }
+    static func invalid(_ file: GGUFFile, _ message: String) -> ModelError {
+        ModelError.invalidConfig("\(file.url.lastPathComponent): GGUF metadata \(message)")
+    }
+
+    /// Integer metadata `key`, which must be present (or have a `default`), integral, positive and at most
+    /// ``ModelConfig/maxSize``.
+    static func size(_ file: GGUFFile, _ key: String, default fallback: Int? = nil) throws -> Int {
+        guard let value = file[key] else {
+            if let fallback { return fallback }
+            throw invalid(file, "has no \(key)")
+        }
+        guard let v = value.int else { throw invalid(file, "\(key) must be an integer, got \(value)") }
+        guard v > 0 && v <= ModelConfig.maxSize else {
+            throw invalid(file, "\(key) must be in 1...\(ModelConfig.maxSize), got \(v)")
+        }
         return v
     }
 
-    /// The HF `config.json` this file corresponds to.
+    /// Numeric metadata `key` (nil when absent), which must be finite.
+    static func number(_ file: GGUFFile, _ key: String) throws -> Double? {
+        guard let value = file[key] else { return nil }
+        guard let v = value.float else { throw invalid(file, "\(key) must be a number, got \(value)") }
+        guard v.isFinite else { throw invalid(file, "\(key) must be finite, got \(v)") }
+        return v
+    }
+
+    /// Integer metadata `key` (nil when absent), e.g. a token id.
+    static func integer(_ file: GGUFFile, _ key: String) throws -> Int? {
+        guard let value = file[key] else { return nil }
+        guard let v = value.int else { throw invalid(file, "\(key) must be an integer, got \(value)") }
+        return v
+    }
+
+    /// The HF `config.json` this file corresponds to, read field by field from the metadata; a bad value is an error
+    /// naming its GGUF key (``ModelConfig/validate()`` then checks the whole).
     public func config() throws -> ModelConfig {
         let f = file
         let a = architecture
-        let vocab = f["\(a).vocab_size"]?.int ?? f["tokenizer.ggml.tokens"]?.array?.count
-            ?? file.tensors["token_embd.weight"].map { $0.shape.first ?? 0 }
-        var dict: [String: Any] = [
-            "model_type": a,
-            "hidden_size": try Self.int(f, "\(a).embedding_length"),
-            "intermediate_size": try Self.int(f, "\(a).feed_forward_length"),
-            "num_hidden_layers": try Self.int(f, "\(a).block_count"),
-            "num_attention_heads": heads,
-            "num_key_value_heads": kvHeads,
-            "max_position_embeddings": f["\(a).context_length"]?.int ?? 2048,
-            "rms_norm_eps": f["\(a).attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
-            "rope_theta": f["\(a).rope.freq_base"]?.float ?? 10_000,
-            "tie_word_embeddings": !file.tensors.keys.contains("output.weight"),
-        ]
-        if let vocab { dict["vocab_size"] = vocab }
-        if let d = f["\(a).attention.key_length"]?.int { dict["head_dim"] = d }
-        if let bos = f["tokenizer.ggml.bos_token_id"]?.int { dict["bos_token_id"] = bos }
-        if let eos = f["tokenizer.ggml.eos_token_id"]?.int { dict["eos_token_id"] = eos }
-        if let type = f["\(a).rope.scaling.type"]?.string, type != "none" {
-            var scaling: [String: Any] = ["rope_type": type]
-            if let factor = f["\(a).rope.scaling.factor"]?.float { scaling["factor"] = factor }
-            if let original = f["\(a).rope.scaling.original_context_length"]?.int {
-                scaling["original_max_position_embeddings"] = original
-            }
-            dict["rope_scaling"] = scaling
+        var c = ModelConfig(modelType: a)
+        c.hiddenSize = try Self.size(f, "\(a).embedding_length")
+        c.intermediateSize = try Self.size(f, "\(a).feed_forward_length")
+        c.numHiddenLayers = try Self.size(f, "\(a).block_count")
+        c.numAttentionHeads = heads
+        c.numKeyValueHeads = kvHeads
+        c.maxPositionEmbeddings = try Self.size(f, "\(a).context_length", default: 2048)
+        c.rmsNormEps = try Self.number(f, "\(a).attention.layer_norm_rms_epsilon") ?? 1e-5
+        c.rope.ropeTheta = try Self.number(f, "\(a).rope.freq_base") ?? 10_000
+        if let theta = c.rope.ropeTheta, !(theta > 1) {
+            throw Self.invalid(f, "\(a).rope.freq_base must be > 1, got \(theta)")
         }
-        return try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: dict))
+        if let eps = c.rmsNormEps, !(eps > 0) {
+            throw Self.invalid(f, "\(a).attention.layer_norm_rms_epsilon must be positive, got \(eps)")
+        }
+        c.tieWordEmbeddings = !file.tensors.keys.contains("output.weight")
+        if f["\(a).vocab_size"] != nil {
+            c.vocabSize = try Self.size(f, "\(a).vocab_size")
+        } else if let tokens = f["tokenizer.ggml.tokens"]?.array {
+            guard !tokens.isEmpty else { throw Self.invalid(f, "tokenizer.ggml.tokens is empty") }
+            c.vocabSize = tokens.count
+        } else if let rows = file.tensors["token_embd.weight"]?.shape.first, rows > 0 {
+            c.vocabSize = rows
+        }
+        if f["\(a).attention.key_length"] != nil { c.headDim = try Self.size(f, "\(a).attention.key_length") }
+        if let bos = try Self.integer(f, "tokenizer.ggml.bos_token_id") { c.bosTokenId = [bos] }
+        if let eos = try Self.integer(f, "tokenizer.ggml.eos_token_id") { c.eosTokenId = [eos] }
+        if let typeValue = f["\(a).rope.scaling.type"] {
+            guard let type = typeValue.string else {
+                throw Self.invalid(f, "\(a).rope.scaling.type must be a string, got \(typeValue)")
+            }
+            if type != "none" {
+                c.rope.ropeType = type
+                c.rope.factor = try Self.number(f, "\(a).rope.scaling.factor")
+                if let factor = c.rope.factor, !(factor > 0) {
+                    throw Self.invalid(f, "\(a).rope.scaling.factor must be positive, got \(factor)")
+                }
+                if f["\(a).rope.scaling.original_context_length"] != nil {
+                    c.rope.originalMaxPositionEmbeddings = try Self.size(f, "\(a).rope.scaling.original_context_length")
+                }
+            }
+        }
+        return c
     }
 
     /// GGUF name for an HF weight name (nil when there is none).
@@ -100,18 +158,41 @@ public struct GGUFCheckpoint: WeightSource {
 
     public func tensor(_ name: String) throws -> Tensor {
         let g = try ggufName(name)
+        guard let heads = permutedHeads(g) else { return try file.tensor(g) }
+        let rows = try permutableRows(g, heads: heads)
         let t = try file.tensor(g)
-        guard let heads = permutedHeads(g) else { return t }
-        let rows = t.shape[0], cols = t.count / max(rows, 1)
+        let cols = t.count / max(rows, 1)
         return t.reshaped([rows, cols]).embedding(Self.unpermutedRows(rows, heads: heads)).reshaped(t.shape)
     }
 
     /// 2-D Q8_0 / Q4_0 / Q4_1 tensors as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
     public func quantized(_ name: String) throws -> QuantizedMatrix? {
         let g = try ggufName(name)
+        guard let heads = permutedHeads(g) else { return try file.quantizedMatrix(g) }
+        _ = try permutableRows(g, heads: heads)
         guard let q = try file.quantizedMatrix(g) else { return nil }
-        guard let heads = permutedHeads(g) else { return q }
         return q.permutingRows(Self.unpermutedRows(q.rows, heads: heads))
+    }
+
+    /// The row count of the permuted tensor `g` (its outermost dimension), which must split into `heads` heads of an
+    /// even number of rows; otherwise the file disagrees with its head counts and this throws naming both.
+    private func permutableRows(_ g: String, heads: Int) throws -> Int {
+        let shape = file.tensors[g]?.shape ?? []
+        let rows = shape.first ?? 1
+        let key = g.contains("attn_k") ? "llama.attention.head_count_kv" : "llama.attention.head_count"
+        let name = "\(file.url.lastPathComponent): tensor '\(g)' has shape \(shape)"
+        guard heads > 0, rows % (2 * heads) == 0 else {
+            throw ModelError.invalidConfig("\(name): its \(rows) rows do not split into \(key) = \(heads) heads of an even size")
+        }
+        if let headDim {
+            let (needed, overflow) = heads.multipliedReportingOverflow(by: headDim)
+            if overflow || rows != needed {
+                let absent = file[key] == nil ? " (absent, so equal to llama.attention.head_count)" : ""
+                throw ModelError.invalidConfig("\(name): \(rows) rows, but \(key) = \(heads)\(absent) heads of "
+                                               + "\(headDim) rows need \(overflow ? "more" : String(needed))")
+            }
+        }
+        return rows
     }
 
     private func ggufName(_ name: String) throws -> String {
@@ -131,6 +212,7 @@ public struct GGUFCheckpoint: WeightSource {
     /// `[head, i, j]` of the file.
     static func unpermutedRows(_ rows: Int, heads: Int) -> [Int] {
         let half = rows / heads / 2
+        guard half > 0 else { return Array(0..<rows) }  // nothing to permute (no rows); callers check the split
         return (0..<rows).map { r in
             let (head, rest) = r.quotientAndRemainder(dividingBy: 2 * half)
             let (j, i) = rest.quotientAndRemainder(dividingBy: half)

@@ -97,8 +97,14 @@ extension CausalLanguageModel {
     public func generate(prompt: [Int], options: GenerationOptions, cache: KVCache? = nil,
                          onToken: (Int) -> Bool = { _ in true }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw GenerationError.emptyInput }
-        let cache = cache ?? makeCache(capacity: min(maxPositions, prompt.count + options.maxNewTokens))
-        try cache.reserve(prompt.count + max(options.maxNewTokens - 1, 0))
+        // Positions the prompt and every generated token but the last occupy (saturating: maxNewTokens may be huge).
+        let (sum, overflow) = prompt.count.addingReportingOverflow(max(options.maxNewTokens, 1) - 1)
+        let needed = overflow ? Int.max : sum
+        let cache = try cache ?? {
+            guard needed <= maxPositions else { throw GenerationError.contextTooLong(needed: needed, maxPositions: maxPositions) }
+            return try checkedCache(capacity: min(maxPositions, needed + 1))
+        }()
+        try cache.reserve(needed)
         var sampler = options.sampler
         var out: [Int] = []
         var s = GenerationStats(promptTokens: prompt.count)

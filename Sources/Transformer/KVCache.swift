@@ -1,3 +1,5 @@
+import Foundation
+
 /// The key/value cache: per layer, preallocated rows for every position of the context.
 ///
 /// A forward pass over `n` new tokens writes their keys and values at positions `length..<length + n` of every
@@ -92,6 +94,30 @@ public final class KVCache: @unchecked Sendable {
         layers = widths.map { Layer(capacity: capacity, keyWidth: $0.key, valueWidth: $0.value) }
     }
 
+    /// A cache for `capacity` positions, or ``GenerationError/invalidCapacity(_:)`` /
+    /// ``GenerationError/cacheTooLarge(bytes:available:)`` when `capacity` is not positive or the cache would
+    /// overflow `Int` or exceed the machine's physical memory: what callers sizing a cache from user input
+    /// (a context length, a token count) should use.
+    public static func checked(capacity: Int, widths: [(key: Int, value: Int)]) throws -> KVCache {
+        guard capacity > 0 else { throw GenerationError.invalidCapacity(capacity) }
+        var perToken = 0
+        for w in widths {
+            guard w.key >= 0, w.value >= 0 else { throw GenerationError.invalidCapacity(capacity) }
+            let (sum, o1) = perToken.addingReportingOverflow(w.key)
+            let (sum2, o2) = sum.addingReportingOverflow(w.value)
+            guard !o1 && !o2 else { throw GenerationError.cacheTooLarge(bytes: Int.max, available: physicalMemory) }
+            perToken = sum2
+        }
+        let (floats, o) = perToken.multipliedReportingOverflow(by: capacity)
+        let (bytes, o2) = floats.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !o && !o2, bytes <= physicalMemory else {
+            throw GenerationError.cacheTooLarge(bytes: o || o2 ? Int.max : bytes, available: physicalMemory)
+        }
+        return KVCache(capacity: capacity, widths: widths)
+    }
+
+    private static var physicalMemory: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+
     /// Bytes the cache stores per position over all layers.
     public var bytesPerToken: Int { layers.reduce(0) { $0 + ($1.keyWidth + $1.valueWidth) * MemoryLayout<Float>.stride } }
 
@@ -103,7 +129,10 @@ public final class KVCache: @unchecked Sendable {
 
     /// Throws when `count` more positions do not fit.
     public func reserve(_ count: Int) throws {
-        guard count <= remaining else { throw GenerationError.contextOverflow(needed: length + count, capacity: capacity) }
+        guard count <= remaining else {
+            let (needed, overflow) = length.addingReportingOverflow(count)
+            throw GenerationError.contextOverflow(needed: overflow ? Int.max : needed, capacity: capacity)
+        }
     }
 
     /// Marks `count` more positions as filled (after every layer wrote them).
@@ -127,6 +156,12 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case contextOverflow(needed: Int, capacity: Int)
     case tokenOutOfRange(id: Int, vocabularySize: Int)
     case emptyInput
+    /// More positions than the model's context (`max_position_embeddings`) allows.
+    case contextTooLong(needed: Int, maxPositions: Int)
+    /// A KV-cache capacity that is not positive.
+    case invalidCapacity(Int)
+    /// A KV cache larger than the machine's memory.
+    case cacheTooLarge(bytes: Int, available: Int)
 
     public var description: String {
         switch self {
@@ -134,6 +169,12 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             return "context overflow: \(needed) positions needed, the KV cache holds \(capacity)"
         case .tokenOutOfRange(let id, let vocab): return "token id \(id) is outside the vocabulary (size \(vocab))"
         case .emptyInput: return "no input tokens"
+        case .contextTooLong(let needed, let max):
+            return "context overflow: \(needed) positions needed, the model's context (max_position_embeddings) is \(max)"
+        case .invalidCapacity(let c): return "KV cache capacity (context length) must be positive, got \(c)"
+        case .cacheTooLarge(let bytes, let available):
+            return "a KV cache of \(bytes == Int.max ? "more than Int.max" : "\(bytes)") bytes does not fit in memory "
+                + "(\(available) bytes): use a shorter context"
         }
     }
 }

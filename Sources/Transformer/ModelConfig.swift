@@ -73,6 +73,13 @@ public struct ModelConfig: Decodable, Sendable {
     /// BERT: `position_embedding_type` (only `absolute` is supported).
     public var positionEmbeddingType: String?
 
+    /// A config with only `model_type` set (every other field absent): fill in the fields a source provides, e.g.
+    /// the GGUF metadata mapping of ``GGUFCheckpoint/config()``.
+    public init(modelType: String) {
+        self.modelType = modelType
+        rope = RopeParameters()
+    }
+
     /// Reads and decodes `config.json` in `directory`.
     public static func load(directory: URL) throws -> ModelConfig {
         let url = directory.appendingPathComponent("config.json")
@@ -210,6 +217,53 @@ public struct ModelConfig: Decodable, Sendable {
     public func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
         if !condition { throw ModelError.invalidConfig("\(modelType): \(message())") }
     }
+
+    /// Largest value any size field may take (2^26 ≈ 67 M: far above any real vocabulary, width, layer count or
+    /// context, yet small enough that products of two sizes cannot overflow and nothing absurd is allocated).
+    public static let maxSize = 1 << 26
+
+    /// Checks every field that is present, before anything is built or allocated from it, and throws
+    /// ``ModelError/invalidConfig(_:)`` naming the first bad one (HF spelling): sizes positive and at most
+    /// ``maxSize``, `num_attention_heads` dividing `hidden_size` when there is no `head_dim`, `num_key_value_heads`
+    /// dividing `num_attention_heads`, epsilons finite and positive, RoPE
+    /// parameters sane (`rope_theta` > 1, scaling factor > 0, YaRN's original context > 0, finite betas and mscales,
+    /// `partial_rotary_factor` in (0, 1]). Architecture builders still check what only they know (which fields are
+    /// required, how sizes combine). ``ModelLoader/build(config:weights:)`` calls this first.
+    public func validate() throws {
+        let sizes: [(String, Int?)] = [
+            ("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
+            ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
+            ("num_key_value_heads", numKeyValueHeads), ("head_dim", headDim),
+            ("max_position_embeddings", maxPositionEmbeddings), ("sliding_window", slidingWindow),
+            ("num_local_experts", numLocalExperts), ("num_experts_per_tok", numExpertsPerTok),
+            ("n_routed_experts", nRoutedExperts), ("moe_intermediate_size", moeIntermediateSize), ("n_group", nGroup),
+            ("topk_group", topkGroup), ("q_lora_rank", qLoraRank), ("kv_lora_rank", kvLoraRank),
+            ("qk_nope_head_dim", qkNopeHeadDim), ("qk_rope_head_dim", qkRopeHeadDim), ("v_head_dim", vHeadDim),
+            ("type_vocab_size", typeVocabSize), ("embedding_size", embeddingSize), ("num_labels", numLabels),
+            ("rope_scaling.original_max_position_embeddings", rope.originalMaxPositionEmbeddings),
+        ]
+        for case let (name, value?) in sizes {
+            try check(value > 0, "\(name) must be positive, got \(value)")
+            try check(value <= Self.maxSize, "\(name) = \(value) is absurdly large (at most \(Self.maxSize))")
+        }
+        for case let (name, value?) in [("n_shared_experts", nSharedExperts), ("first_k_dense_replace", firstKDenseReplace)] {
+            try check(value >= 0 && value <= Self.maxSize, "\(name) must be in 0...\(Self.maxSize), got \(value)")
+        }
+        if headDim == nil, modelType != "deepseek_v3", let hidden = hiddenSize, let heads = numAttentionHeads {
+            // Without head_dim the head size is hidden_size / num_attention_heads (DeepSeek's MLA sizes its heads
+            // with qk_nope_head_dim / qk_rope_head_dim / v_head_dim instead).
+            try check(hidden % heads == 0, "num_attention_heads (\(heads)) does not divide hidden_size (\(hidden))")
+        }
+        if let heads = numAttentionHeads, let kv = numKeyValueHeads {
+            try check(heads % kv == 0, "num_key_value_heads (\(kv)) does not divide num_attention_heads (\(heads))")
+        }
+        if let eps = rmsNormEps { try check(eps.isFinite && eps > 0, "rms_norm_eps must be finite and positive, got \(eps)") }
+        if let eps = layerNormEps {
+            try check(eps.isFinite && eps >= 0, "layer_norm_eps must be finite and non-negative, got \(eps)")
+        }
+        if let f = routedScalingFactor { try check(f.isFinite, "routed_scaling_factor must be finite, got \(f)") }
+        try rope.validate(modelType: modelType)
+    }
 }
 
 /// RoPE settings in either HF spelling: `rope_parameters` (transformers ≥ 5) or the older `rope_scaling` dictionary
@@ -255,10 +309,32 @@ public struct RopeParameters: Decodable, Sendable, Equatable {
         attentionFactor = try c.decodeIfPresent(Double.self, forKey: .attentionFactor)
     }
 
+    /// Throws ``ModelError/invalidConfig(_:)`` naming the first present parameter outside what ``RoPE`` accepts.
+    public func validate(modelType: String) throws {
+        func check(_ ok: Bool, _ message: String) throws {
+            if !ok { throw ModelError.invalidConfig("\(modelType): \(message)") }
+        }
+        if let theta = ropeTheta { try check(theta.isFinite && theta > 1, "rope_theta must be a finite number > 1, got \(theta)") }
+        if let f = factor { try check(f.isFinite && f > 0, "rope_scaling.factor must be finite and positive, got \(f)") }
+        if let n = originalMaxPositionEmbeddings {
+            try check(n > 0, "rope_scaling.original_max_position_embeddings must be positive, got \(n)")
+        }
+        for case let (name, value?) in [("beta_fast", betaFast), ("beta_slow", betaSlow)] {
+            try check(value.isFinite && value > 0, "rope_scaling.\(name) must be finite and positive, got \(value)")
+        }
+        for case let (name, value?) in [("mscale", mscale), ("mscale_all_dim", mscaleAllDim)] {
+            try check(value.isFinite, "rope_scaling.\(name) must be finite, got \(value)")
+        }
+        if let p = partialRotaryFactor {
+            try check(p.isFinite && p > 0 && p <= 1, "partial_rotary_factor must be in (0, 1], got \(p)")
+        }
+    }
+
     /// The scaling these parameters describe (nil for default RoPE); unsupported types are an error.
     /// LongRoPE needs the model's `maxPositions` (its default factor is `max_position_embeddings /
     /// original_max_position_embeddings`) and `rotaryDim` (each factor list has `rotaryDim / 2` entries).
     public func scaling(modelType: String, maxPositions: Int? = nil, rotaryDim: Int? = nil) throws -> RoPE.Scaling? {
+        try validate(modelType: modelType)
         switch ropeType ?? "default" {
         case "default": return nil
         case "linear":

@@ -116,8 +116,9 @@ public enum ModelLoader {
         return try build(config: config, weights: try weights(directory: directory))
     }
 
-    /// Builds the architecture `config.modelType` from `weights`.
+    /// Builds the architecture `config.modelType` from `weights`, after ``ModelConfig/validate()``.
     public static func build(config: ModelConfig, weights: Weights) throws -> LoadedModel {
+        try config.validate()
         switch config.modelType {
         case "llama", "mistral": return .causalLM(try Llama.build(config: config, weights: weights))
         case "mixtral": return .causalLM(try Mixtral.build(config: config, weights: weights))

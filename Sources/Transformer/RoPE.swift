@@ -6,10 +6,13 @@ import Foundation
 /// `θᵢ = base^(−2i/rotaryDim)` (adjusted by ``Scaling``). Only the first ``rotaryDim`` features of each head are
 /// rotated; the rest pass through unchanged (partial rotary, HF `partial_rotary_factor`).
 ///
-/// The tables are computed in `Double` at init and stored as `Float` (`[maxPositions, rotaryDim/2]` each), with
+/// The tables are computed in `Double` at init and stored as `Float` (`[positions, rotaryDim/2]` each), with
 /// the YaRN ``attentionFactor`` already folded in, exactly as HF multiplies its cos/sin by `attention_scaling`.
-/// Positions must lie in `0..<maxPositions`; anything else is a precondition failure (the table does not grow),
-/// so size `maxPositions` for the longest context you will run.
+/// Only the first ``tabulatedPositions`` positions (at most ``maxTabulatedPositions``) are tabulated, so a model
+/// that declares a huge context costs no memory up front; a call that reaches past the table computes its rows on
+/// the fly with the same arithmetic (bit-identical). Positions must lie in `0..<maxPositions`; anything else is a
+/// precondition failure, so models check their context before rotating (``DecoderModel`` throws
+/// ``GenerationError/contextTooLong(needed:maxPositions:)``).
 ///
 /// ```swift
 /// let rope = RoPE(rotaryDim: 64, base: 10_000, maxPositions: 4096, layout: .halfSplit)
@@ -64,10 +67,15 @@ public struct RoPE: Sendable {
     /// non-zero `mscaleAllDim` (HF DeepSeek-V3 `yarn_apply_mscale`), otherwise 1.
     public let softmaxScaleMultiplier: Double
 
+    /// Most positions tabulated at init; later positions are computed when used.
+    public static let maxTabulatedPositions = 16_384
+    /// Positions `0..<tabulatedPositions` are read from the precomputed tables.
+    public var tabulatedPositions: Int { cosTable.count / (rotaryDim / 2) }
+
     private let cosTable: [Float]
     private let sinTable: [Float]
-    /// LongRoPE: the long-factor tables, used by calls that reach past `originalMaxPositions`.
-    private let longTables: (cos: [Float], sin: [Float], originalMaxPositions: Int)?
+    /// LongRoPE: the long-factor tables (and frequencies), used by calls that reach past `originalMaxPositions`.
+    private let longTables: (cos: [Float], sin: [Float], originalMaxPositions: Int, frequencies: [Double])?
 
     /// Builds the tables.
     ///
@@ -126,26 +134,31 @@ public struct RoPE: Sendable {
         attentionFactor = attention
         softmaxScaleMultiplier = softmaxMultiplier
 
-        func tables(_ freqs: [Double]) -> (cos: [Float], sin: [Float]) {
-            var cosT = [Float](repeating: 0, count: maxPositions * half)
-            var sinT = [Float](repeating: 0, count: maxPositions * half)
-            for p in 0..<maxPositions {
-                for i in 0..<half {
-                    let angle = Double(p) * freqs[i]
-                    cosT[p * half + i] = Float(Foundation.cos(angle) * attention)
-                    sinT[p * half + i] = Float(Foundation.sin(angle) * attention)
-                }
-            }
-            return (cosT, sinT)
-        }
-        (cosTable, sinTable) = tables(freqs)
+        let tabulated = 0..<Swift.min(maxPositions, Self.maxTabulatedPositions)
+        (cosTable, sinTable) = Self.tables(tabulated, frequencies: freqs, attentionFactor: attention)
         if case let .longrope(_, long, original, _)? = scaling {
             let longFreqs = (0..<half).map { 1 / Foundation.pow(base, Double(2 * $0) / d) / long[$0] }
-            let t = tables(longFreqs)
-            longTables = (t.cos, t.sin, original)
+            let t = Self.tables(tabulated, frequencies: longFreqs, attentionFactor: attention)
+            longTables = (t.cos, t.sin, original, longFreqs)
         } else {
             longTables = nil
         }
+    }
+
+    /// cos/sin rows (`[positions.count, frequencies.count]`) for `positions`, scaled by `attentionFactor`.
+    private static func tables(_ positions: Range<Int>, frequencies freqs: [Double],
+                               attentionFactor attention: Double) -> (cos: [Float], sin: [Float]) {
+        let half = freqs.count
+        var cosT = [Float](repeating: 0, count: positions.count * half)
+        var sinT = [Float](repeating: 0, count: positions.count * half)
+        for (row, p) in positions.enumerated() {
+            for i in 0..<half {
+                let angle = Double(p) * freqs[i]
+                cosT[row * half + i] = Float(Foundation.cos(angle) * attention)
+                sinT[row * half + i] = Float(Foundation.sin(angle) * attention)
+            }
+        }
+        return (cosT, sinT)
     }
 
     /// Rotates `x` in place; token `t` gets position `positionOffset + t`.
@@ -184,14 +197,25 @@ public struct RoPE: Sendable {
         let interleaved = layout == .interleaved
         // LongRoPE: a call whose last position is past the original context uses the long factors (as HF).
         let useLong = longTables.map { positionOffset + seq > $0.originalMaxPositions } ?? false
-        (useLong ? longTables!.cos : cosTable).withUnsafeBufferPointer { cosT in
-            (useLong ? longTables!.sin : sinTable).withUnsafeBufferPointer { sinT in
+        // Rows of the tables for positions positionOffset…: the precomputed ones, or (past them) computed now.
+        let (cosRows, sinRows, firstRow): ([Float], [Float], Int)
+        if positionOffset + seq <= tabulatedPositions {
+            (cosRows, sinRows, firstRow) = useLong ? (longTables!.cos, longTables!.sin, positionOffset)
+                                                   : (cosTable, sinTable, positionOffset)
+        } else {
+            let t = Self.tables(positionOffset..<positionOffset + seq,
+                                frequencies: useLong ? longTables!.frequencies : inverseFrequencies,
+                                attentionFactor: attentionFactor)
+            (cosRows, sinRows, firstRow) = (t.cos, t.sin, 0)
+        }
+        cosRows.withUnsafeBufferPointer { cosT in
+            sinRows.withUnsafeBufferPointer { sinT in
                 let cosBase = cosT.baseAddress!, sinBase = sinT.baseAddress!
                 let rotateTokens = { (start: Int, end: Int) in
                     for t in start..<end {
                         let row = base + t * rowStride
-                        let c = cosBase + (positionOffset + t) * half
-                        let s = sinBase + (positionOffset + t) * half
+                        let c = cosBase + (firstRow + t) * half
+                        let s = sinBase + (firstRow + t) * half
                         for h in 0..<heads {
                             if interleaved {
                                 RoPE.rotateInterleaved(row + h * headStride, half: half, cos: c, sin: s)

@@ -28,6 +28,20 @@ struct AttentionBench: ParsableCommand {
     @Option(help: "Thread counts to run, comma-separated (e.g. 1,2): every case at each count, with the scaling.")
     var threads: String?
 
+    func validate() throws {
+        let size = 1...(1 << 20)
+        try requireInRange("--seq", seq.map { [$0] } ?? [], size)
+        try requireInRange("--heads", [heads], 1...4096)
+        try requireInRange("--kv-heads", kvHeads.map { [$0] } ?? [], 1...4096)
+        if let kvHeads, heads % kvHeads != 0 { throw ValidationError("--kv-heads must divide --heads") }
+        try requireInRange("--head-dim", [headDim], 1...4096)
+        try requireInRange("--window", window.map { [$0] } ?? [], 0...(1 << 20))
+        try requireInRange("--repeats", [repeats], 1...1000)
+        try requireInRange("--reference-limit", [referenceLimit], 0...(1 << 20))
+        try requireInRange("--rows-per-block", rowsPerBlock.map { [$0] } ?? [], 1...4096)
+        try requireInRange("--tile-keys", tileKeys.map { [$0] } ?? [], 1...(1 << 16))
+    }
+
     func run() throws {
         let counts = try ThreadList.parse(threads)
         print(CPU.summary)

@@ -20,6 +20,12 @@ struct DecodeBench: ParsableCommand {
     @Flag(help: "Only decode, the selected models interleaved round by round (fairer ratios on a busy machine).")
     var interleave = false
 
+    func validate() throws {
+        try requireInRange("--steps", [steps], 1...4096)
+        try requireInRange("--repeats", [repeats], 1...1000)
+        try requireInRange("--layers", [layers], 1...256)
+    }
+
     func run() throws {
         let counts = try ThreadList.parse(threads)
         print(CPU.summary)

@@ -117,13 +117,18 @@ struct ChatCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadsOption
 
+    func validate() throws {
+        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
+        guard context > 0 else { throw ValidationError("--context must be positive") }
+    }
+
     func run() throws {
         try threading.apply()
         guard let text = try OpenedModel.open(model).text else { throw ValidationError("\(model) has no tokenizer") }
         guard let template = text.chatTemplate else {
             throw ValidationError("\(model) has no supported chat template" + (text.chatTemplateError.map { ": \($0)" } ?? ""))
         }
-        let cache = text.model.makeCache(capacity: min(context, text.model.maxPositions))
+        let cache = try text.model.checkedCache(capacity: min(context, text.model.maxPositions))
         var sampler = sampling.sampler
         var history: [ChatMessage] = system.map { [.system($0)] } ?? []
         var cached: [Int] = []  // exactly the tokens whose keys/values are in the cache

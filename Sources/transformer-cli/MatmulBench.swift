@@ -97,6 +97,11 @@ struct MatmulBench: ParsableCommand {
     static let llmShapes = [GemmCase(m: 512, k: 576, n: 1536, transB: true), GemmCase(m: 512, k: 1536, n: 576, transB: true),
                             GemmCase(m: 1, k: 576, n: 49152, transB: true)]
 
+    func validate() throws {
+        try requireInRange("--sizes", sizes, 1...16384)
+        try requireInRange("--rounds", [rounds], 1...1000)
+    }
+
     func run() throws {
         let threadCounts = try threads.split(separator: ",").map { s -> Int in
             guard let t = Int(s.trimmingCharacters(in: .whitespaces)), t > 0 else {

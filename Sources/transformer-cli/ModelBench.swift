@@ -18,6 +18,12 @@ struct ModelBench: ParsableCommand {
 
     @OptionGroup var threading: ThreadsOption
 
+    func validate() throws {
+        try requireInRange("--prefill", [prefill], 8...(1 << 20))
+        try requireInRange("--decode", [decode], 1...(1 << 20))
+        try requireInRange("--repeats", [repeats], 1...1000)
+    }
+
     func run() throws {
         try threading.apply()
         print(CPU.summary)
@@ -26,8 +32,9 @@ struct ModelBench: ParsableCommand {
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         stderrPrint(String(format: "loaded %@ in %.2f s (%.1f M parameters)", model, loadSeconds, Double(lm.parameterCount) / 1e6))
         let vocab = lm.vocabularySize
-        let prompt = (0..<prefill).map { 100 + ($0 * 7919) % (vocab - 100) }
-        let cache = lm.makeCache(capacity: prefill + decode + 8)
+        let prompt = (0..<prefill).map { vocab > 100 ? 100 + ($0 * 7919) % (vocab - 100) : $0 % vocab }
+        let cache = try lm.checkedCache(capacity: prefill + decode + 8)
+        _ = try lm.lastLogits(prompt, cache: cache)  // errors (e.g. a prompt past the context) surface here, not in try!
         let prefillTime = bestTime(repeats: repeats) {
             cache.reset()
             _ = try! lm.lastLogits(prompt, cache: cache)

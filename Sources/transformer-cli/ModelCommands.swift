@@ -63,7 +63,7 @@ struct InfoCommand: ParsableCommand {
             print("vocabulary:          \(m.vocabularySize)")
             print("context length:      \(m.maxPositions)")
             print("kv cache bytes/token: \(cache.bytesPerToken) (\(cache.layers.count) layers; "
-                  + "\(String(format: "%.1f", Double(cache.bytesPerToken * m.maxPositions) / 1e6)) MB at full context)")
+                  + "\(String(format: "%.1f", Double(cache.bytesPerToken) * Double(m.maxPositions) / 1e6)) MB at full context)")
         case .sequenceClassifier(let m):
             print("architecture:        roformer (sequence classification, \(m.numLabels) labels)")
             print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")

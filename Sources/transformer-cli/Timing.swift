@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import ArgumentParser
 import Transformer
@@ -75,6 +76,13 @@ enum JSONValue {
         case .array(let a): return a.map(\.foundation)
         case .object(let o): return o.mapValues(\.foundation)
         }
+    }
+}
+
+/// Throws a ValidationError naming `flag` unless every value is in `range` (benchmark sizes, counts).
+func requireInRange(_ flag: String, _ values: [Int], _ range: ClosedRange<Int>) throws {
+    for v in values where !range.contains(v) {
+        throw ValidationError("\(flag) must be in \(range.lowerBound)...\(range.upperBound), got \(v)")
     }
 }
 

@@ -110,17 +110,25 @@ extension BPETokenizer {
         let preTokenizer = try PreTokenizer(tokenizerJSON: root["pre_tokenizer"])
 
         guard let vocab = model["vocab"] as? [String: Any] else { throw TokenizerError.invalidFormat("no vocab") }
+        // Ids index the token table, so they must be non-negative integers, and (against a hostile file allocating
+        // a huge table) at most a fixed bound above the number of tokens.
+        let idLimit = vocab.count + ((root["added_tokens"] as? [Any])?.count ?? 0) + (1 << 20)
+        func tokenId(_ value: Any?) -> Int? {
+            guard let n = value as? NSNumber, let d = Double(exactly: n.doubleValue), d == d.rounded(),
+                  d >= 0, d <= Double(idLimit) else { return nil }
+            return Int(d)
+        }
         var byId = [Int: String](minimumCapacity: vocab.count)
         for (token, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0 else {
-                throw TokenizerError.invalidFormat("vocab entry \(token)")
+            guard let id = tokenId(value) else {
+                throw TokenizerError.invalidFormat("model.vocab entry \(token.debugDescription): id \(value) is not an integer in 0...\(idLimit)")
             }
             byId[id] = token
         }
         var types = [Int: Int]()
         for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-            guard let id = (entry["id"] as? NSNumber)?.intValue, let content = entry["content"] as? String else {
-                throw TokenizerError.invalidFormat("added token \(entry)")
+            guard let id = tokenId(entry["id"]), let content = entry["content"] as? String else {
+                throw TokenizerError.invalidFormat("added_tokens entry \(entry): needs an integer id in 0...\(idLimit) and a content string")
             }
             byId[id] = content
             types[id] = (entry["special"] as? Bool ?? false) ? 3 : 4
