@@ -6,7 +6,7 @@ struct TransformerCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, Bench.self]
+        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, TrainCommand.self, ClassifyCommand.self, Bench.self]
     )
 }
 
@@ -14,6 +14,6 @@ struct TransformerCLI: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (best of several runs; ratios against a baseline in the same process).",
-        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self]
+        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self, TrainBench.self]
     )
 }

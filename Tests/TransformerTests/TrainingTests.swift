@@ -255,4 +255,55 @@ final class TrainingTests: XCTestCase {
         let a = try run(), b = try run()
         XCTAssertEqual(a, b)
     }
+
+    // MARK: Checkpoints written by `train`, read by HF
+
+    /// Folders written by `transformer-cli train` (rope → RoFormer, absolute → BERT): HF `AutoTokenizer` gives the
+    /// same ids as the engine's tokenizer, and HF `AutoModelForSequenceClassification` the same logits within
+    /// 1e-4·max|HF| + 1e-5.
+    func testTrainedCheckpointsRoundTripThroughHF() throws {
+        for kind in ["rope", "absolute"] {
+            let dir = Self.root.appendingPathComponent("roundtrip").appendingPathComponent(kind)
+            let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
+            guard let textsJSON = ref.metadata["texts"],
+                  let texts = try JSONSerialization.jsonObject(with: Data(textsJSON.utf8)) as? [String] else {
+                XCTFail("reference has no texts"); return
+            }
+            let loaded = try HFExport.load(directory: dir)
+            XCTAssertEqual(loaded.model.config.position, kind == "rope" ? .rope : .absolute)
+            XCTAssertEqual(Set(loaded.labels), ["fresh", "rotten"])
+            let (tok, maxLength) = try WordLevelTokenizer.load(directory: dir)
+            XCTAssertEqual(maxLength, 16)
+            for (i, t) in texts.enumerated() {
+                let ids = tok.encode(t, maxLength: maxLength ?? 16)
+                XCTAssertEqual(ids, try ref.integers("ids.\(i)"), "\(kind): ids of \(t)")
+                let out = try loaded.model.forward(EncoderBatch(sequences: [ids], labels: []))
+                assertClose(out.logits, try ref.tensor("logits.\(i)"), rel: 1e-4, abs: 1e-5, "\(kind): logits of \(t)")
+            }
+        }
+    }
+
+    // MARK: Data
+
+    func testCSVQuotingAndJSONL() throws {
+        let csv = "id,text,label\r\n1,\"hello, \"\"world\"\"\",pos\n2,\"two\nlines\",neg\n3,plain,pos\n"
+        let recs = try ClassificationData.csvRecords(csv)
+        XCTAssertEqual(recs, [["id", "text", "label"], ["1", "hello, \"world\"", "pos"], ["2", "two\nlines", "neg"], ["3", "plain", "pos"]])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("training-data-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = dir.appendingPathComponent("d.csv"), j = dir.appendingPathComponent("d.jsonl")
+        try csv.write(to: c, atomically: true, encoding: .utf8)
+        try "{\"text\": \"a\", \"label\": 1}\n\n{\"text\": \"b\", \"label\": \"x\"}\n".write(to: j, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ClassificationData.load(c, requireLabels: true).map(\.label), ["pos", "neg", "pos"])
+        XCTAssertEqual(try ClassificationData.load(j, requireLabels: true),
+                       [ClassificationExample(text: "a", label: "1"), ClassificationExample(text: "b", label: "x")])
+        // Bad input is a thrown error naming the problem.
+        try "text,label\n\"open,pos\n".write(to: c, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ClassificationData.load(c, requireLabels: true))
+        try "words,label\nx,y\n".write(to: c, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ClassificationData.load(c, requireLabels: true)) { XCTAssertTrue("\($0)".contains("text")) }
+        try "{\"text\": 3}\n".write(to: j, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ClassificationData.load(j, requireLabels: false))
+    }
 }
