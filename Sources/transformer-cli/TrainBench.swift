@@ -43,27 +43,32 @@ struct TrainBench: ParsableCommand {
             let seqs = (0..<batchSize).map { _ in [2] + (0..<(seqLen - 2)).map { _ in 5 + Int(rng.next() % UInt64(vocab - 5)) } + [3] }
             return EncoderBatch(sequences: seqs, labels: (0..<batchSize).map { _ in Int(rng.next() % 2) })
         }
-        var times: [Double] = []
+        var times: [Double] = [], cpuTimes: [Double] = []
         for s in 0..<(steps + 2) {
             let b = batches[s % batches.count]
+            let c0 = processCPUSeconds()
             let t0 = DispatchTime.now().uptimeNanoseconds
             try model.forward(b, training: true, dropoutSeed: UInt64(s))
             model.backward(b)
             opt.clipGradients(model.gradients, maxNorm: 1)
             opt.update(model.parameters, model.gradients, lr: 1e-4)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-            if s >= 2 { times.append(dt) }
+            if s >= 2 { times.append(dt); cpuTimes.append(processCPUSeconds() - c0) }
         }
-        times.sort()
+        times.sort(); cpuTimes.sort()
+        let cpuMedian = cpuTimes[cpuTimes.count / 2]
         let median = times[times.count / 2], best = times[0]
         print("bench train: \(pos.rawValue), \(layers) layers, hidden \(hidden), \(heads) heads, ffn \(intermediate), "
               + "batch \(batchSize) × \(seqLen) tokens, vocab \(vocab), \(Threading.workers) threads, dropout 0.1")
         print(String(format: "  step median %.2f ms, best %.2f ms -> %.1f examples/s (median), %.1f (best)",
                      median * 1e3, best * 1e3, Double(batchSize) / median, Double(batchSize) / best))
+        print(String(format: "  process CPU time per step (all threads) median %.2f ms -> %.1f examples per CPU-second",
+                     cpuMedian * 1e3, Double(batchSize) / cpuMedian))
         var doc: [String: Any] = ["position": pos.rawValue, "layers": layers, "hidden": hidden, "heads": heads,
                                   "intermediate": intermediate, "seq_len": seqLen, "batch_size": batchSize, "vocab": vocab,
                                   "threads": Threading.workers, "step_ms_median": median * 1e3, "step_ms_best": best * 1e3,
-                                  "examples_per_s_median": Double(batchSize) / median, "examples_per_s_best": Double(batchSize) / best]
+                                  "examples_per_s_median": Double(batchSize) / median, "examples_per_s_best": Double(batchSize) / best,
+                                  "cpu_ms_per_step_median": cpuMedian * 1e3, "examples_per_cpu_s": Double(batchSize) / cpuMedian]
         if attentionN > 0 { doc["attention_memory"] = attentionMemory(n: attentionN) }
         if let json {
             try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
@@ -112,6 +117,13 @@ struct TrainBench: ParsableCommand {
                 "peak_rss_growth_bytes": after - before, "materialized_nxn_bytes_per_head": nn,
                 "forward_ms": Double(t1 - t0) * 1e-6, "backward_ms": Double(t2 - t1) * 1e-6]
     }
+}
+
+/// CPU time of the whole process (all threads), seconds.
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// Peak resident set size of this process in bytes (getrusage `ru_maxrss`, KiB on Linux).

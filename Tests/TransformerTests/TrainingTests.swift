@@ -306,4 +306,44 @@ final class TrainingTests: XCTestCase {
         try "{\"text\": 3}\n".write(to: j, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ClassificationData.load(j, requireLabels: false))
     }
+
+    /// Stopping after epoch 1, saving, and resuming from the folder (weights, AdamW moments, step) gives bit-identical
+    /// weights to training both epochs in one go.
+    func testResumeEqualsUninterruptedTraining() throws {
+        var texts: [ClassificationExample] = []
+        var rng = SeededGenerator(seed: 11)
+        let words = ["good", "bad", "film", "plot", "very", "the", "a", "fine", "dull", "!"]
+        for i in 0..<40 {
+            let t = (0..<(3 + i % 5)).map { _ in words[Int(rng.next() % UInt64(words.count))] }.joined(separator: " ")
+            texts.append(ClassificationExample(text: t, label: t.contains("good") ? "pos" : "neg"))
+        }
+        let tok = try WordLevelTokenizer.build(from: texts.map(\.text), minFrequency: 1)
+        let labels = ["neg", "pos"]
+        let data = try ClassifierTrainer.encode(texts, tokenizer: tok, labels: labels, maxLength: 12)
+        var options = ClassifierTrainer.Options(epochs: 2, batchSize: 8, learningRate: 3e-3, maxLength: 12)
+        options.seed = 9
+        func fresh() throws -> EncoderClassifier {
+            let m = try EncoderClassifier(config: EncoderClassifierConfig(vocabSize: tok.count, hiddenSize: 16, layers: 1, heads: 2,
+                                                                          intermediateSize: 24, maxPositions: 12, numLabels: 2,
+                                                                          position: .rope, dropout: 0.1))
+            m.initialize(seed: 9)
+            return m
+        }
+        let straight = try ClassifierTrainer(model: try fresh(), tokenizer: tok, labels: labels, train: data, options: options)
+        try straight.runEpoch(); try straight.runEpoch()
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("training-resume-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try ClassifierTrainer(model: try fresh(), tokenizer: tok, labels: labels, train: data, options: options)
+        try first.runEpoch()
+        try first.save(to: dir)
+        let loaded = try HFExport.load(directory: dir)
+        let resumed = try ClassifierTrainer(model: loaded.model, tokenizer: try WordLevelTokenizer.load(directory: dir).tokenizer,
+                                            labels: loaded.labels, train: data, options: options)
+        try resumed.restoreState(from: dir)
+        XCTAssertEqual(resumed.epochsDone, 1)
+        try resumed.runEpoch()
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: resumed.model.parameters, count: resumed.model.parameterCount)),
+                       Array(UnsafeBufferPointer(start: straight.model.parameters, count: straight.model.parameterCount)))
+    }
 }
