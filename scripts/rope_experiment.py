@@ -7,6 +7,8 @@
         shuffle of the distinct movies; the first test-fraction of them are the test set, so no movie is in both
         splits) and writes OUTDIR/train.csv and OUTDIR/test.csv with a `text,label` header.
 
+    rope_experiment.py count TRAIN.csv TEST.csv      (prints the number of examples of each)
+
     rope_experiment.py report RUNSDIR OUTPREFIX
         Reads RUNSDIR/<scheme>-seed<k>/eval_results.json, writes OUTPREFIX.md (table: n, mean ± sample standard
         deviation, 95 % t-interval of the mean, min/max per scheme; then each scheme minus `absolute`, paired by seed,
@@ -140,6 +142,9 @@ if __name__ == "__main__":
         for i in range(0, len(args), 2):
             kw[args[i].lstrip("-").replace("-", "_")] = float(args[i + 1]) if "fraction" in args[i] else int(args[i + 1])
         prepare(sys.argv[2], sys.argv[3], **kw)
+    elif len(sys.argv) == 4 and sys.argv[1] == "count":
+        print(", ".join(f"{sum(1 for _ in csv.DictReader(open(f, encoding='utf-8')))} {n}"
+                        for f, n in zip(sys.argv[2:], ["train", "test"])))
     elif len(sys.argv) == 4 and sys.argv[1] == "report":
         report(sys.argv[2], sys.argv[3])
     else:

