@@ -68,6 +68,12 @@ final class TrainingTests: XCTestCase {
             assertClose(zip(x, mask).map(*), try f.tensor("dropout.y"), rel: 1e-6, abs: 1e-7, "dropout y")
             assertClose(zip(dy, mask).map(*), try f.tensor("dropout.dx"), rel: 1e-6, abs: 1e-7, "dropout dx")
         }
+        // Fixed sinusoidal position table (scaled to RMS 0.02).
+        do {
+            var table = [Float](repeating: 0, count: 16 * 20)
+            EncoderClassifier.fixedPositionTable(.sinusoidal, positions: 16, hidden: 20, into: &table)
+            assertClose(table, try f.tensor("sinusoid.table"), rel: 1e-6, abs: 1e-8, "sinusoidal table")
+        }
         // Cross-entropy
         do {
             let logits = array(try f.tensor("ce.logits")), labels = try f.integers("ce.labels")
