@@ -16,7 +16,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-GROUPS = ["tensor", "attention", "rope", "gguf", "models", "tokenizer", "smollm", "families", "minilm", "templates", "spm"]
+GROUPS = ["tensor", "attention", "rope", "gguf", "models", "tokenizer", "smollm", "families", "minilm", "templates", "spm",
+          "training"]
 
 
 def main(argv):

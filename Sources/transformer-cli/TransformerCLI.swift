@@ -7,7 +7,7 @@ struct TransformerCLI: ParsableCommand {
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
         subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, EmbedCommand.self,
-                      TokenizeCommand.self, ChatTemplateCommand.self, Bench.self]
+                      TokenizeCommand.self, ChatTemplateCommand.self, TrainCommand.self, ClassifyCommand.self, Bench.self]
     )
 }
 
@@ -15,6 +15,7 @@ struct TransformerCLI: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (best of several runs; ratios against a baseline in the same process).",
-        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self, MatmulBLASChild.self]
+        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self, TrainBench.self,
+                      MatmulBLASChild.self]
     )
 }
