@@ -16,7 +16,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-GROUPS = ["tensor", "attention", "rope", "gguf", "models", "tokenizer", "smollm"]
+GROUPS = ["tensor", "attention", "rope", "gguf", "models", "tokenizer", "smollm", "serve"]
 
 
 def main(argv):
