@@ -2,11 +2,11 @@ import ArgumentParser
 import Transformer
 
 @main
-struct TransformerCLI: ParsableCommand {
+struct TransformerCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, Bench.self]
+        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, LogitsCommand.self, InfoCommand.self, Bench.self]
     )
 }
 
