@@ -14,6 +14,6 @@ struct TransformerCLI: AsyncParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (best of several runs; ratios against a baseline in the same process).",
-        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self]
+        subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self, ServeBench.self]
     )
 }
