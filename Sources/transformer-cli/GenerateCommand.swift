@@ -272,6 +272,7 @@ struct ChatCommand: ParsableCommand {
             }
             let stopped = interrupts.replying(false)
             print(stopped ? " [stopped]" : "")
+            fflush(stdout)
             let t = session.lastTurn
             if t.droppedMessages > 0 { stderrPrint("(context full: dropped the \(t.droppedMessages) oldest messages)") }
             stderrPrint("(reused \(t.reused) cached tokens, fed \(t.fed))")
