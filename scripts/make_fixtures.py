@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 GROUPS = ["tensor", "attention", "rope", "gguf", "models", "tokenizer", "smollm", "families", "minilm", "templates", "spm",
-          "training"]
+          "training", "serve"]
 
 
 def main(argv):

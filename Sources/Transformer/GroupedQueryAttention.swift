@@ -61,27 +61,34 @@ public struct GroupedQueryAttention: TokenMixer {
 
     public func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position p: Int) -> Tensor {
         let n = x.shape[0]
-        let (H, G, D) = (heads, kvHeads, headDim)
-        let width = (H + 2 * G) * D
         var proj = qkv(x)  // [n, (H + 2G)·D]
-        var out = Tensor(uninitializedShape: [n, H * D])
+        var out = Tensor(uninitializedShape: [n, heads * headDim])
         proj.withUnsafeMutableBufferPointer { buf in
-            let q = buf.baseAddress!, k = q + H * D, v = k + G * D
-            if let queryNorm { Self.normalizeHeads(q, rows: n, heads: H, rowStride: width, headDim: D, norm: queryNorm) }
-            if let keyNorm { Self.normalizeHeads(k, rows: n, heads: G, rowStride: width, headDim: D, norm: keyNorm) }
-            if let rope {
-                rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D, positionOffset: p)
-                rope.apply(to: k, seq: n, heads: G, rowStride: width, headStride: D, positionOffset: p)
-            }
-            cache.write(key: k, value: v, stride: width, count: n, at: p)
             out.withUnsafeMutableBufferPointer { o in
-                // A window of w positions keeps keys with pos − j ≤ w − 1 (HF / Mistral convention).
-                cache.attend(query: q, queryRowStride: width, queries: n, at: p, heads: H, kvHeads: G, headDim: D,
-                             valueDim: D, output: o.baseAddress!,
-                             options: Attention.Options(scale: scale, mask: AttentionMask(window: window.map { $0 - 1 }),
-                                                       softcap: softcap))
+                attend(buf.baseAddress!, rows: n, cache: cache, position: p, into: o.baseAddress!)
             }
         }
         return output(out)
+    }
+
+    /// The part between the projections: `qkv` holds `rows` rows of `(H + 2G)·D` projected floats for positions
+    /// `p..<p + rows`; rotates q and k in place, writes k and v to `cache`, and writes the attention output
+    /// `[rows, H·D]` to `out`. (A batched decode step runs it once per sequence on that sequence's row.)
+    func attend(_ qkv: UnsafeMutablePointer<Float>, rows n: Int, cache: KVCache.Layer, position p: Int,
+                into out: UnsafeMutablePointer<Float>) {
+        let (H, G, D) = (heads, kvHeads, headDim)
+        let width = (H + 2 * G) * D
+        let q = qkv, k = q + H * D, v = k + G * D
+        if let queryNorm { Self.normalizeHeads(q, rows: n, heads: H, rowStride: width, headDim: D, norm: queryNorm) }
+        if let keyNorm { Self.normalizeHeads(k, rows: n, heads: G, rowStride: width, headDim: D, norm: keyNorm) }
+        if let rope {
+            rope.apply(to: q, seq: n, heads: H, rowStride: width, headStride: D, positionOffset: p)
+            rope.apply(to: k, seq: n, heads: G, rowStride: width, headStride: D, positionOffset: p)
+        }
+        cache.write(key: k, value: v, stride: width, count: n, at: p)
+        // A window of w positions keeps keys with pos − j ≤ w − 1 (HF / Mistral convention).
+        cache.attend(query: q, queryRowStride: width, queries: n, at: p, heads: H, kvHeads: G, headDim: D, valueDim: D,
+                     output: out, options: Attention.Options(scale: scale, mask: AttentionMask(window: window.map { $0 - 1 }),
+                                                             softcap: softcap))
     }
 }

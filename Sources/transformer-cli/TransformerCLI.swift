@@ -2,12 +2,13 @@ import ArgumentParser
 import Transformer
 
 @main
-struct TransformerCLI: ParsableCommand {
+struct TransformerCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer-cli",
         abstract: "Run and measure transformer models on the CPU.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, LogitsCommand.self, InfoCommand.self, EmbedCommand.self,
-                      TokenizeCommand.self, ChatTemplateCommand.self, TrainCommand.self, ClassifyCommand.self, Bench.self]
+        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, LogitsCommand.self, InfoCommand.self,
+                      EmbedCommand.self, TokenizeCommand.self, ChatTemplateCommand.self, TrainCommand.self,
+                      ClassifyCommand.self, Bench.self]
     )
 }
 
@@ -16,6 +17,6 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (best of several runs; ratios against a baseline in the same process).",
         subcommands: [MatmulBench.self, AttentionBench.self, DecodeBench.self, ModelBench.self, TrainBench.self,
-                      MatmulBLASChild.self]
+                      ServeBench.self, MatmulBLASChild.self]
     )
 }

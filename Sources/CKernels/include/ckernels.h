@@ -47,6 +47,14 @@ typedef struct {
 void ck_flash_tile(const ck_flash_tile_args *args);
 /// Scratch floats ck_flash_tile needs for a tile of `keys` keys and head dim `d`.
 size_t ck_flash_scratch_floats(ptrdiff_t keys, ptrdiff_t d);
+/// The same products for nx vectors at once (x rows ldx apart, y rows ldy apart), each row of y bit-identical to the
+/// one-vector kernel's (quant_gemv_rows.c).
+void ck_gemv_rows_q8_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, float *y,
+                       ptrdiff_t ldy, ptrdiff_t rows, float beta);
+void ck_gemv_rows_q4_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, float *y,
+                       ptrdiff_t ldy, ptrdiff_t rows, float beta);
+void ck_gemv_rows_q4_1(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, float *y,
+                       ptrdiff_t ldy, ptrdiff_t rows, float beta);
 /// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
 typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 /// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns
