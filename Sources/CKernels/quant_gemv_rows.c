@@ -36,8 +36,69 @@ AVX2 static inline float rows_hsum8(__m256 v) {
 /// Inputs handled per pass over the weights (their accumulators stay in registers / L1).
 #define NX_CHUNK 8
 
+/// One input's contribution of one block: the operations of quant_gemv.c's dot_bytes / dot_nibbles and block_*.
+#define ROWS_STEP(FORMAT, ACC)                                                                                       \
+    {                                                                                                                \
+        const float *xb = x + (i0 + i) * ldx + 32 * b;                                                               \
+        __m256 t = _mm256_mul_ps(q0, _mm256_loadu_ps(xb));                                                           \
+        t = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xb + 8), t);                                                         \
+        t = _mm256_fmadd_ps(q2, _mm256_loadu_ps(xb + 16), t);                                                        \
+        t = _mm256_fmadd_ps(q3, _mm256_loadu_ps(xb + 24), t);                                                        \
+        if (FORMAT == 0)                                                                                             \
+            ACC = _mm256_fmadd_ps(d, t, ACC);                                                                        \
+        else if (FORMAT == 1)                                                                                        \
+            ACC = _mm256_fmadd_ps(d, _mm256_sub_ps(t, sums[(i0 + i) * nb + b]), ACC);                                \
+        else                                                                                                         \
+            ACC = _mm256_fmadd_ps(m, sums[(i0 + i) * nb + b], _mm256_fmadd_ps(d, t, ACC));                           \
+    }
+
+/// The weights of one block unpacked to floats (q0..q3) with its scale d and minimum m, as quant_gemv.c has them.
+#define ROWS_UNPACK(FORMAT, BLOCK_BYTES)                                                                                        \
+    const uint8_t *blk = w + r * ldw + b * BLOCK_BYTES;                                                              \
+    __m256 d = _mm256_set1_ps(_cvtsh_ss(rows_load_u16(blk))), m = d, q0, q1, q2, q3;                                 \
+    if (FORMAT == 0) {                                                                                               \
+        const uint8_t *qs = blk + 2;                                                                                 \
+        q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));                         \
+        q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8))));                   \
+        q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16))));                  \
+        q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 24))));                  \
+    } else {                                                                                                         \
+        const uint8_t *qs = blk + (FORMAT == 2 ? 4 : 2);                                                             \
+        if (FORMAT == 2) m = _mm256_set1_ps(_cvtsh_ss(rows_load_u16(blk + 2)));                                      \
+        __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));                                     \
+        __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));                               \
+        q0 = _mm256_cvtepi32_ps(_mm256_and_si256(b0, mask));                                                         \
+        q1 = _mm256_cvtepi32_ps(_mm256_and_si256(b1, mask));                                                         \
+        q2 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4));                                                           \
+        q3 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4));                                                           \
+    }
+
+#define ROWS_STORE(I, ACC)                                                                                           \
+    {                                                                                                                \
+        float *yi = y + (i0 + (I)) * ldy + r, s = rows_hsum8(ACC);                                                   \
+        *yi = beta == 0 ? s : beta * *yi + s;                                                                        \
+    }
+
 /// FORMAT: 0 = Q8_0 (34-byte blocks), 1 = Q4_0 (18), 2 = Q4_1 (20).
 #define ROWS_AVX2(NAME, FORMAT, BLOCK_BYTES, SUM_SCALE)                                                              \
+    AVX2 __attribute__((noinline)) static void NAME##_8(const uint8_t *w, ptrdiff_t ldw, const float *x,            \
+                                                        ptrdiff_t ldx, ptrdiff_t nb, const __m256 *sums, float *y,   \
+                                                        ptrdiff_t ldy, ptrdiff_t rows, float beta, ptrdiff_t i0) {   \
+        const __m256i mask = _mm256_set1_epi32(0x0F);                                                                \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                                                       \
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;          \
+            for (ptrdiff_t b = 0; b < nb; b++) {                                                                     \
+                ROWS_UNPACK(FORMAT, BLOCK_BYTES)                                                                     \
+                ptrdiff_t i;                                                                                         \
+                i = 0; ROWS_STEP(FORMAT, c0) i = 1; ROWS_STEP(FORMAT, c1)                                            \
+                i = 2; ROWS_STEP(FORMAT, c2) i = 3; ROWS_STEP(FORMAT, c3)                                            \
+                i = 4; ROWS_STEP(FORMAT, c4) i = 5; ROWS_STEP(FORMAT, c5)                                            \
+                i = 6; ROWS_STEP(FORMAT, c6) i = 7; ROWS_STEP(FORMAT, c7)                                            \
+            }                                                                                                        \
+            ROWS_STORE(0, c0) ROWS_STORE(1, c1) ROWS_STORE(2, c2) ROWS_STORE(3, c3)                                  \
+            ROWS_STORE(4, c4) ROWS_STORE(5, c5) ROWS_STORE(6, c6) ROWS_STORE(7, c7)                                  \
+        }                                                                                                            \
+    }                                                                                                                \
     AVX2 static void NAME(const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, \
                           float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {                                     \
         ptrdiff_t nb = k / 32;                                                                                       \
@@ -58,43 +119,17 @@ AVX2 static inline float rows_hsum8(__m256 v) {
                 }                                                                                                    \
         }                                                                                                            \
         const __m256i mask = _mm256_set1_epi32(0x0F);                                                                \
-        for (ptrdiff_t i0 = 0; i0 < nx; i0 += NX_CHUNK) {                                                            \
+        ptrdiff_t i0 = 0;                                                                                            \
+        /* Full chunks of 8 inputs: a separate function with eight named accumulators, kept in registers. */       \
+        for (; i0 + 8 <= nx; i0 += 8) NAME##_8(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0);                    \
+        for (; i0 < nx; i0 += NX_CHUNK) {                                                                            \
             ptrdiff_t ni = nx - i0 < NX_CHUNK ? nx - i0 : NX_CHUNK;                                                  \
             for (ptrdiff_t r = 0; r < rows; r++) {                                                                   \
                 __m256 acc[NX_CHUNK];                                                                                \
                 for (int i = 0; i < NX_CHUNK; i++) acc[i] = _mm256_setzero_ps();                                     \
                 for (ptrdiff_t b = 0; b < nb; b++) {                                                                 \
-                    const uint8_t *blk = w + r * ldw + b * BLOCK_BYTES;                                              \
-                    __m256 d = _mm256_set1_ps(_cvtsh_ss(rows_load_u16(blk))), m = d, q0, q1, q2, q3;                 \
-                    if (FORMAT == 0) {                                                                               \
-                        const uint8_t *qs = blk + 2;                                                                 \
-                        q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)qs)));         \
-                        q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8))));   \
-                        q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16))));  \
-                        q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 24))));  \
-                    } else {                                                                                         \
-                        const uint8_t *qs = blk + (FORMAT == 2 ? 4 : 2);                                             \
-                        if (FORMAT == 2) m = _mm256_set1_ps(_cvtsh_ss(rows_load_u16(blk + 2)));                      \
-                        __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));                     \
-                        __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));               \
-                        q0 = _mm256_cvtepi32_ps(_mm256_and_si256(b0, mask));                                         \
-                        q1 = _mm256_cvtepi32_ps(_mm256_and_si256(b1, mask));                                         \
-                        q2 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4));                                           \
-                        q3 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4));                                           \
-                    }                                                                                                \
-                    for (ptrdiff_t i = 0; i < ni; i++) {                                                             \
-                        const float *xb = x + (i0 + i) * ldx + 32 * b;                                               \
-                        __m256 t = _mm256_mul_ps(q0, _mm256_loadu_ps(xb));                                           \
-                        t = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xb + 8), t);                                         \
-                        t = _mm256_fmadd_ps(q2, _mm256_loadu_ps(xb + 16), t);                                        \
-                        t = _mm256_fmadd_ps(q3, _mm256_loadu_ps(xb + 24), t);                                        \
-                        if (FORMAT == 0)                                                                             \
-                            acc[i] = _mm256_fmadd_ps(d, t, acc[i]);                                                  \
-                        else if (FORMAT == 1)                                                                        \
-                            acc[i] = _mm256_fmadd_ps(d, _mm256_sub_ps(t, sums[(i0 + i) * nb + b]), acc[i]);          \
-                        else                                                                                         \
-                            acc[i] = _mm256_fmadd_ps(m, sums[(i0 + i) * nb + b], _mm256_fmadd_ps(d, t, acc[i]));     \
-                    }                                                                                                \
+                    ROWS_UNPACK(FORMAT, BLOCK_BYTES)                                                                           \
+                    for (ptrdiff_t i = 0; i < ni; i++) ROWS_STEP(FORMAT, acc[i])                                     \
                 }                                                                                                    \
                 for (ptrdiff_t i = 0; i < ni; i++) {                                                                 \
                     float *yi = y + (i0 + i) * ldy + r, s = rows_hsum8(acc[i]);                                      \
