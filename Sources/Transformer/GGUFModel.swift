@@ -1,8 +1,8 @@
 import Foundation
 
 /// A llama-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
-/// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load and, for
-/// Q8_0 / Q4_0 / Q4_1 matrices, also offered as stored (``quantized(_:)``) for the decode-step GEMVs.
+/// metadata → ``ModelConfig``, tensor names → HF names; matrices in a format with kernels are offered as stored
+/// (``quantized(_:)``, read in place from the mapped file), everything else dequantised to f32 (``tensor(_:)``).
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
@@ -99,6 +99,7 @@ public struct GGUFCheckpoint: WeightSource {
         let g = try ggufName(name)
         guard let q = try file.quantizedMatrix(g) else { return nil }
         guard let heads = permutedHeads(g) else { return q }
+        defer { file.releasePages(of: g) }  // the reordered copy replaces the mapped bytes
         return q.permutingRows(Self.unpermutedRows(q.rows, heads: heads))
     }
 
