@@ -177,22 +177,33 @@ public struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// Weight rows dequantised at a time per worker in ``gemm(_:rows:into:beta:)``: enough to amortise sgemm's
-    /// packing, small enough that the panel (≤ 64 · cols floats) stays in L2.
-    public static let gemmPanelRows = 64
+    /// Floats of dequantised weights per worker panel in ``gemm(_:rows:into:beta:)`` (512 KiB: the panel stays in
+    /// L2 while sgemm packs it).
+    public static let gemmPanelFloats = 128 * 1024
+
+    /// Rows per panel: at most ``gemmPanelFloats`` / cols (at least 16), and the same number of panels for every
+    /// worker, so that sgemm packs the input as few times as possible and no worker waits for a lone last panel.
+    static func gemmPanelRows(rows: Int, cols: Int, workers: Int) -> Int {
+        let maxRows = max(16, gemmPanelFloats / max(cols, 1) / 16 * 16)
+        let rounds = (rows + workers * maxRows - 1) / (workers * maxRows)
+        let panels = max(1, rounds * workers)
+        return min(maxRows, ((rows + panels - 1) / panels + 15) / 16 * 16)
+    }
 
     /// `Y = beta · Y + X · Wᵀ` for `X` `[m, cols]` and `Y` `[m, rows]` (row-major): the prefill product. Each worker
-    /// dequantises a panel of ``gemmPanelRows`` weight rows into its own buffer and runs a single-threaded sgemm on
-    /// it; F32 parts multiply in place. One input row (`m == 1`) takes ``gemv(_:into:beta:)``.
+    /// dequantises a panel of weight rows (``gemmPanelFloats``) into its own buffer and runs a single-threaded sgemm
+    /// on it; F32 parts multiply in place. One input row (`m == 1`) takes ``gemv(_:into:beta:)``.
     public func gemm(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>, beta: Float) {
         guard m > 0, rows > 0 else { return }
         if m == 1 {
             gemv(x, into: y, beta: beta)
             return
         }
-        let work = chunks(panel: Self.gemmPanelRows)
-        let workers = min(Threading.isInsideParallelRegion ? 1 : Threading.workers, work.count)
-        let panelFloats = Self.gemmPanelRows * cols
+        let threads = Threading.isInsideParallelRegion ? 1 : Threading.workers
+        let panel = Self.gemmPanelRows(rows: rows, cols: cols, workers: threads)
+        let work = chunks(panel: panel)
+        let workers = min(threads, work.count)
+        let panelFloats = panel * cols
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers) * panelFloats)
         defer { buffers.deallocate() }
         let (n, k) = (rows, cols)
