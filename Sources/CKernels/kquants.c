@@ -379,8 +379,60 @@ AVX512 static inline acc512 dot_avx512(const float *a, const float *x, int n, ac
     return acc;
 }
 AVX512 static inline float hsum_avx512(acc512 acc) { return _mm512_reduce_add_ps(_mm512_add_ps(acc.a, acc.b)); }
+/// Q5_0 / Q5_1 rows without the buffer (the formats of most SmolLM-sized "K" files, whose 576-wide rows are no
+/// multiple of 256): per block the 32 5-bit values are built in two 16-lane registers — nibbles widened to 32 bits,
+/// the fifth bit OR-ed in under the block's qh bit mask — and summed factored, d·Σ(q − 16)·x or d·Σq·x + m·Σx (scales
+/// converted by F16C). Two rows at a time share the loads of x and interleave their FMA chains.
+AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+    const int bytes = has_min ? 24 : 22;
+    const __m512i low4 = _mm512_set1_epi32(0x0F), bit5 = _mm512_set1_epi32(16), off = _mm512_set1_epi32(has_min ? 0 : 16);
+    uint32_t qh;
+    memcpy(&qh, blk + (has_min ? 4 : 2), 4);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
+    __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
+    lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, bit5);
+    hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, bit5);
+    __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, off)), x0);
+    t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi, off)), x1, t);
+    uint16_t d16, m16;
+    memcpy(&d16, blk, 2);
+    *acc = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(d16)), t, *acc);
+    if (has_min) {
+        memcpy(&m16, blk + 2, 2);
+        *accm = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(m16)), _mm512_add_ps(x0, x1), *accm);
+    }
+}
+
+AVX512 static void gemv_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                                  ptrdiff_t rows, float beta) {
+    const ptrdiff_t nb = k / 32, bytes = has_min ? 24 : 22;
+    ptrdiff_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const uint8_t *r0 = w + r * ldw, *r1 = r0 + ldw;
+        __m512 a0 = _mm512_setzero_ps(), m0 = a0, a1 = a0, m1 = a0;
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+            q5_block(has_min, r0 + b * bytes, x0, x1, &a0, &m0);
+            q5_block(has_min, r1 + b * bytes, x0, x1, &a1, &m1);
+        }
+        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a0, m0)), y + r, beta);
+        y[r + 1] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a1, m1)), y + r + 1, beta);
+    }
+    for (; r < rows; r++) {
+        const uint8_t *row = w + r * ldw;
+        __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+        for (ptrdiff_t b = 0; b < nb; b++)
+            q5_block(has_min, row + b * bytes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
+        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc, accm)), y + r, beta);
+    }
+}
+
 AVX512 static int gemv_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
                               ptrdiff_t rows, float beta) {
+    if (type == T_Q5_0 || type == T_Q5_1) {
+        gemv_q5_avx512(type == T_Q5_1, (const uint8_t *)w, ldw, x, k, y, rows, beta);
+        return 1;
+    }
     const acc512 zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     GEMV_SWITCH(acc512, zero, dot_avx512, hsum_avx512)
 }
