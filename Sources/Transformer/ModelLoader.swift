@@ -74,9 +74,12 @@ public struct Weights: Sendable {
     /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`): the stored blocks when the
     /// checkpoint keeps them in a format with kernels (no float copy), else float weights.
     public func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool = false) throws -> Linear {
-        let b = bias ? try self("\(prefix).bias", [out]) : nil
-        if let q = try quantized("\(prefix).weight", [out, inFeatures]) { return Linear(quantized: q, bias: b) }
-        return Linear(weight: try self("\(prefix).weight", [out, inFeatures]), bias: b)
+        // The weight is read (and its shape checked) before the bias, so a wrong size is reported on the weight.
+        if let q = try quantized("\(prefix).weight", [out, inFeatures]) {
+            return Linear(quantized: q, bias: bias ? try self("\(prefix).bias", [out]) : nil)
+        }
+        let w = try self("\(prefix).weight", [out, inFeatures])
+        return Linear(weight: w, bias: bias ? try self("\(prefix).bias", [out]) : nil)
     }
 
     /// A `[rows, cols]` table (token embeddings) as a `Linear` (rows looked up with ``Linear/weightRows(_:)``), stored
