@@ -2,7 +2,9 @@
 # Peers, in a venv (.venv, created when missing):
 #   attention: our attention benchmark, then PyTorch on the same shapes (torch + matplotlib);
 #   model:     `transformer-cli bench model` and llama.cpp (llama-cpp-python, built from source on the first run:
-#              ~10-15 min on 2 cores) on SmolLM2-135M Q4_1 and an F32 copy of it (scripts/bench_peers_llamacpp.py).
+#              ~10-15 min on 2 cores) on SmolLM2-135M Q4_1, an F32 copy of it and, when scripts/requant-smollm.sh
+#              has made them, its Q4_K_M / Q5_K_M / Q6_K / Q8_0 re-quantisations (scripts/bench_peers_llamacpp.py;
+#              --files Q4_K_M,Q6_K picks some).
 #   scripts/bench_peers.sh [attention|model|all] [--threads 2] [--repeats 3]     (default: all)
 # Options after the mode go to the Python script(s). REUSE=1 reuses bench-results/attention.json.
 set -euo pipefail

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """llama.cpp peer for `transformer-cli bench model`: prefill and decode tokens/s on the same GGUF files.
 
-Files: the Q4_1 model from scripts/get-model.sh and an F32 copy of it, written here from the dequantised weights
-(`--f32`, idempotent; same metadata except general.file_type = ALL_F32, same tensor names and shapes). Our engine
-always computes with f32 weights (it dequantises when loading), so the F32 file is the like-for-like comparison;
-on the Q4_1 file llama.cpp reads ~5.6× fewer weight bytes per decoded token.
+Files: the Q4_1 model from scripts/get-model.sh, an F32 copy of it, written here from the dequantised weights
+(`--f32`, idempotent; same metadata except general.file_type = ALL_F32, same tensor names and shapes), and — when
+scripts/requant-smollm.sh has made them — llama.cpp's re-quantisations of the F32 copy: Q4_K_M, Q5_K_M, Q6_K, Q8_0
+(`--files` picks a subset). Both engines multiply the file's tensors as stored (ours: mapped in place, GEMV from the
+blocks for decode, panel-dequantised GEMM for prefill); llama.cpp also quantises the activations to 8 bits.
+Our resident memory (VmRSS after load, peak VmHWM) is reported beside the file size.
 
 Protocol, the same for both engines (see Sources/transformer-cli/ModelBench.swift):
   prefill = one evaluation of 512 prompt tokens (ids 100 + 7919·i mod (vocab − 100)) in one batch
@@ -29,6 +31,8 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Files made by scripts/requant-smollm.sh next to the Q4_1 one (llama.cpp's quantizer on the F32 copy).
+REQUANT = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"]
 
 
 # --------------------------------------------------------------------------------------------------- F32 GGUF
@@ -227,13 +231,24 @@ def main():
     ap.add_argument("--check-prompt", default="The capital of France is")
     ap.add_argument("--check-tokens", type=int, default=16)
     ap.add_argument("--out", default=str(ROOT / "bench-results/peers-model.json"))
+    ap.add_argument("--files", default=",".join(["Q4_1", "F32"] + REQUANT),
+                    help="which files to compare (comma-separated labels; re-quantised ones are skipped when absent: "
+                         "scripts/requant-smollm.sh makes them)")
     args = ap.parse_args()
 
     import llama_cpp
     q4 = pathlib.Path(args.model)
     f32 = pathlib.Path(args.f32)
     write_f32_gguf(q4, f32)
-    files = [("Q4_1", q4), ("F32", f32)]
+    wanted = args.files.split(",")
+    files = [(label, path) for label, path in [("Q4_1", q4), ("F32", f32)] if label in wanted]
+    for label in REQUANT:
+        path = q4.with_name(q4.name.replace(".Q4_1.", f".{label}."))
+        if label in wanted:
+            if path.exists():
+                files.append((label, path))
+            else:
+                print(f"[{label}] {path} absent: run scripts/requant-smollm.sh", flush=True)
     start_len = 8
 
     print(f"llama-cpp-python {llama_cpp.__version__}; {args.threads} threads; prefill {args.prefill} tokens in one "
@@ -282,11 +297,15 @@ def main():
             "llama_perf_prefill": pre_perf, "llama_perf_decode": dec_perf,
             "file_weight_bytes": wbytes, "file_weight_bytes_by_type": by_type, "file_parameters": nparams,
             "llama_weight_bytes_per_token": wbytes,
-            # Decode multiplies Q8_0/Q4_0/Q4_1 matrices straight from their blocks (QuantizedMatrix), F32 ones as stored:
-            # the same bytes as the file. (Prefill uses dequantised f32 copies.)
+            # Decode multiplies every matrix straight from the file's bytes (QuantizedMatrix, mapped in place); prefill
+            # dequantises panels of rows into per-worker buffers.
             "ours_weight_bytes_per_token": wbytes, "ours_parameters": our_params,
             "greedy_check_prompt_ids": check_ids, "greedy_llama": ll_ids, "greedy_ours": our_ids,
             "greedy_agree_tokens": agree,
+            "file_bytes": path.stat().st_size,
+            "ours_load_seconds": ours.get("load_seconds") if ours else None,
+            "ours_rss_after_load_bytes": ours.get("rss_after_load_bytes") if ours else None,
+            "ours_peak_rss_bytes": ours.get("peak_rss_bytes") if ours else None,
         }
         for k in ("prefill", "decode"):
             o, l = row[f"ours_{k}_tps"], row[f"llama_{k}_tps"]
@@ -297,16 +316,18 @@ def main():
 
     def same(a, b):
         return None if a is None or b is None else a == b
-    cross = {"ours_Q4_1_equals_ours_F32": same(greedy["Q4_1"]["ours"], greedy["F32"]["ours"]),
-             "llama_F32_equals_ours_Q4_1": same(greedy["F32"]["llama"], greedy["Q4_1"]["ours"]),
-             "llama_Q4_1_equals_llama_F32": same(greedy["Q4_1"]["llama"], greedy["F32"]["llama"])}
+    def g(label, engine):
+        return greedy.get(label, {}).get(engine)
+    cross = {"ours_Q4_1_equals_ours_F32": same(g("Q4_1", "ours"), g("F32", "ours")),
+             "llama_F32_equals_ours_Q4_1": same(g("F32", "llama"), g("Q4_1", "ours")),
+             "llama_Q4_1_equals_llama_F32": same(g("Q4_1", "llama"), g("F32", "llama"))}
     print("greedy cross-check (the F32 file is the Q4_1 file dequantised; llama.cpp on Q4_1 quantises activations "
           "to 8 bits, so it may drift): " + ", ".join(f"{k} = {v}" for k, v in cross.items()))
     print()
-    print(f"{'file':<6}{'ours pre':>10}{'llama pre':>11}{'ratio':>7}{'ours dec':>10}{'llama dec':>11}{'ratio':>7}"
+    print(f"{'file':<8}{'ours pre':>10}{'llama pre':>11}{'ratio':>7}{'ours dec':>10}{'llama dec':>11}{'ratio':>7}"
           f"{'l.perf pre':>12}{'l.perf dec':>12}{'l.pre+logits':>14}{'l.dec@512':>11}")
     for r in rows:
-        print(f"{r['file']:<6}{fmt(r['ours_prefill_tps'], 10)}{fmt(r['llama_prefill_tps'], 11)}"
+        print(f"{r['file']:<8}{fmt(r['ours_prefill_tps'], 10)}{fmt(r['llama_prefill_tps'], 11)}"
               f"{fmt(r['prefill_ours_over_llama'], 7, 2)}{fmt(r['ours_decode_tps'], 10)}{fmt(r['llama_decode_tps'], 11)}"
               f"{fmt(r['decode_ours_over_llama'], 7, 2)}{fmt(r['llama_perf_prefill_tps'], 12)}"
               f"{fmt(r['llama_perf_decode_tps'], 12)}{fmt(r['llama_prefill_all_logits_tps'], 14)}"
@@ -315,13 +336,20 @@ def main():
           "l.pre+logits = llama.cpp prefill with logits for all 512 tokens, as our forward computes them; "
           "l.dec@512 = llama.cpp decode after the 512-token prompt; both for reference only)")
     print()
-    print(f"{'file':<6}{'llama MB/token':>16}{'ours MB/token':>15}{'llama GB/s':>12}{'ours GB/s':>11}   weight bytes read per decoded token")
+    print(f"{'file':<8}{'llama MB/token':>16}{'ours MB/token':>15}{'llama GB/s':>12}{'ours GB/s':>11}   weight bytes read per decoded token")
     for r in rows:
-        print(f"{r['file']:<6}{r['llama_weight_bytes_per_token'] / 1e6:16.1f}{r['ours_weight_bytes_per_token'] / 1e6:15.1f}"
+        print(f"{r['file']:<8}{r['llama_weight_bytes_per_token'] / 1e6:16.1f}{r['ours_weight_bytes_per_token'] / 1e6:15.1f}"
               f"{fmt(r['llama_decode_weight_gbps'], 12, 2)}{fmt(r['ours_decode_weight_gbps'], 11, 2)}   "
               + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(r['file_weight_bytes_by_type'].items())))
     print("(both engines' decode reads the file's tensors as stored — ours multiplies quantised blocks directly; "
           "the tied embedding counts once, as the output head)")
+    print()
+    print(f"{'file':<8}{'file MB':>9}{'ours load s':>13}{'RSS load MB':>13}{'peak RSS MB':>13}{'peak/file':>11}"
+          "   ours, from /proc/self/status (VmRSS after load, VmHWM at the end of bench model)")
+    for r in rows:
+        fb, pk, ld = r["file_bytes"], r["ours_peak_rss_bytes"], r["ours_rss_after_load_bytes"]
+        print(f"{r['file']:<8}{fb / 1e6:9.1f}{fmt(r['ours_load_seconds'], 13, 3)}{fmt(ld / 1e6 if ld else None, 13)}"
+              f"{fmt(pk / 1e6 if pk else None, 13)}{fmt(pk / fb if pk else None, 11, 2)}")
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(
         {"benchmark": "peers-model", "llama_cpp_python": llama_cpp.__version__, "threads": args.threads,

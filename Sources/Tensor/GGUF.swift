@@ -223,7 +223,8 @@ enum GGUFValueType: UInt32 {
 /// A ggml tensor element type (the `type` field of a tensor info).
 ///
 /// All types of current ggml are known by name and size so that any file opens (its metadata readable, its layout
-/// validated); ``GGUFFile/tensor(_:)`` dequantises ``f32``, ``f16``, ``bf16``, ``q8_0``, ``q4_0`` and ``q4_1``.
+/// validated); ``GGUFFile/tensor(_:)`` dequantises the types in ``dequantizable``: F32, F16, BF16, Q8_0, Q4_0,
+/// Q4_1, Q5_0, Q5_1 and the K-quants Q2_K … Q6_K.
 public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -232,7 +233,14 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let f16 = GGMLType(rawValue: 1)
     public static let q4_0 = GGMLType(rawValue: 2)
     public static let q4_1 = GGMLType(rawValue: 3)
+    public static let q5_0 = GGMLType(rawValue: 6)
+    public static let q5_1 = GGMLType(rawValue: 7)
     public static let q8_0 = GGMLType(rawValue: 8)
+    public static let q2_K = GGMLType(rawValue: 10)
+    public static let q3_K = GGMLType(rawValue: 11)
+    public static let q4_K = GGMLType(rawValue: 12)
+    public static let q5_K = GGMLType(rawValue: 13)
+    public static let q6_K = GGMLType(rawValue: 14)
     public static let bf16 = GGMLType(rawValue: 30)
 
     /// Name, block size (elements) and block byte size of every type in ggml's `ggml_type` (gguf-py's
@@ -249,7 +257,8 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     ]
 
     /// The types ``GGUFFile/tensor(_:)`` can dequantise.
-    public static let dequantizable: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1]
+    public static let dequantizable: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1,
+                                                   .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
 
     /// Whether ggml defines this type number.
     public var isKnown: Bool { Self.traits[rawValue] != nil }
@@ -287,7 +296,8 @@ public struct GGUFTensorInfo: Equatable, Sendable {
 
 // MARK: - File
 
-/// A GGUF file (v2 or v3), memory-mapped and validated once at open; tensors are dequantised on request.
+/// A GGUF file (v2 or v3), memory-mapped and validated once at open; tensors are dequantised on request, or used in
+/// place (``quantizedMatrix(_:)``: blocks and F32/F16 matrices read straight from the mapping).
 ///
 /// ```swift
 /// let file = try GGUFFile(url: url)
@@ -319,29 +329,36 @@ public struct GGUFFile: Sendable {
     public let alignment: Int
     /// Absolute file offset of the data section.
     public let dataOffset: Int
-    private let data: Data
+    /// The file's bytes: a read-only private mapping (or, for ``init(data:url:)``, a copy), shared by every
+    /// ``QuantizedMatrix`` made from it and unmapped when the last of them is gone.
+    let mapping: MappedFile
 
-    /// Maps the file and parses and validates its header.
+    /// Maps the file (`mmap`, read-only, private) and parses and validates its header. Nothing is read up front:
+    /// pages are faulted in as tensors are used.
     ///
     /// - Throws: ``GGUFError`` for an unreadable file or any violation of the format.
     public init(url: URL) throws {
-        let data: Data
+        let mapping: MappedFile
         do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
+            mapping = try MappedFile(path: url.path)
         } catch {
-            throw GGUFError(kind: .unreadable, file: url, detail: error.localizedDescription)
+            throw GGUFError(kind: .unreadable, file: url, detail: "\(error)")
         }
-        try self.init(data: data, url: url)
+        try self.init(mapping: mapping, url: url)
     }
 
-    /// Parses a file already in memory; `url` only names it in errors.
+    /// Parses a file already in memory (copied); `url` only names it in errors.
     init(data: Data, url: URL) throws {
+        try self.init(mapping: MappedFile(copying: data), url: url)
+    }
+
+    private init(mapping: MappedFile, url: URL) throws {
         self.url = url
-        self.data = data
-        let header = try data.withUnsafeBytes { bytes in
-            var parser = GGUFParser(bytes: bytes, file: url)
+        self.mapping = mapping
+        let header = try {
+            var parser = GGUFParser(bytes: mapping.bytes, file: url)
             return try parser.parse()
-        }
+        }()
         version = header.version
         metadata = header.metadata
         metadataKeys = header.metadataKeys
@@ -392,9 +409,17 @@ public struct GGUFFile: Sendable {
     }
 
     private func withRawBytes<R>(_ info: GGUFTensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let start = dataOffset + info.offset
-        return try data.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + info.byteCount])) }
+        try body(rawBytes(info))
     }
+
+    /// The bytes of a tensor inside ``mapping`` (valid while the mapping lives).
+    func rawBytes(_ info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
+        let start = dataOffset + info.offset
+        return UnsafeRawBufferPointer(rebasing: mapping.bytes[start..<start + info.byteCount])
+    }
+
+    /// Size of the file in bytes.
+    public var fileSize: Int { mapping.bytes.count }
 }
 
 // MARK: - Parsing

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Dequantisation of ggml tensor data to float32, bit-exact with ggml's reference `dequantize_row_*` in
@@ -7,6 +8,9 @@ import Foundation
 //     block_q4_0 { ggml_half d; uint8_t qs[16]; }              18 bytes, 32 elements: x = (q - 8) * d
 //     block_q4_1 { ggml_half d; ggml_half m; uint8_t qs[16]; } 20 bytes, 32 elements: x = q * d + m
 //     block_q8_0 { ggml_half d; int8_t qs[32]; }               34 bytes, 32 elements: x = q * d
+//
+// Q5_0, Q5_1 and the K-quants (Q2_K … Q6_K, 256-element super-blocks) are decoded in C: layouts and rounding in
+// Sources/CKernels/kquants.c.
 //
 // In the 4-bit formats byte j holds element j in its low nibble and element j + 16 in its high nibble. The
 // products and sums are rounded separately (never fused), as in the C reference compiled without contraction and
@@ -34,7 +38,11 @@ enum GGUFDequantizer {
         case .q8_0: kernel = dequantizeQ8_0
         case .q4_0: kernel = dequantizeQ4_0
         case .q4_1: kernel = dequantizeQ4_1
-        default: preconditionFailure("GGUF dequantise: \(type) is not supported")
+        default:
+            // Q5_0, Q5_1 and the K-quants: C block decoders (Sources/CKernels/kquants.c), bit-exact on every path.
+            let t = Int32(type.rawValue)
+            precondition(ck_quant_block_elements(t) == blockSize, "GGUF dequantise: \(type) is not supported")
+            kernel = { src, dst, blocks in _ = ck_quant_dequantize(t, src, dst, blocks) }
         }
         // Work items are whole rows (a block never spans two rows), about `chunkElements` elements each.
         let rows = out.count / rowLength

@@ -55,7 +55,9 @@ public struct DecoderLayer: Sendable {
 ///     logits = lmHead(norm(x))               [n, vocab]     (→ cap·tanh(logits/cap) with a logit soft-cap)
 public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     public let architecture: String
-    public let embedding: Tensor  // [vocab, hidden]
+    /// The token embedding table `[vocab, hidden]`, float or as stored (a GGUF's blocks, often shared with a tied
+    /// ``lmHead``); rows are looked up with ``Linear/weightRows(_:)``.
+    public let embeddingTable: Linear
     public let layers: [DecoderLayer]
     public let norm: RMSNorm
     public let lmHead: Linear
@@ -66,15 +68,25 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// Final-logit soft-cap (Gemma 2 `final_logit_softcapping`): `z ← cap·tanh(z / cap)`; nil for none.
     public let logitSoftcap: Float?
 
-    public init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear, maxPositions: Int,
-                embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
-        (self.architecture, self.embedding, self.layers, self.norm, self.lmHead, self.maxPositions) =
-            (architecture, embedding, layers, norm, lmHead, maxPositions)
+    public convenience init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear,
+                            maxPositions: Int, embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
+        self.init(architecture: architecture, embeddingTable: Linear(weight: embedding), layers: layers, norm: norm,
+                  lmHead: lmHead, maxPositions: maxPositions, embeddingScale: embeddingScale, logitSoftcap: logitSoftcap)
+    }
+
+    /// A model whose embedding table may be stored quantised (``embeddingTable``).
+    public init(architecture: String, embeddingTable: Linear, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear,
+                maxPositions: Int, embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
+        (self.architecture, self.embeddingTable, self.layers, self.norm, self.lmHead, self.maxPositions) =
+            (architecture, embeddingTable, layers, norm, lmHead, maxPositions)
         (self.embeddingScale, self.logitSoftcap) = (embeddingScale, logitSoftcap)
     }
 
+    /// The embedding table as floats `[vocab, hidden]` (dequantised into a new tensor when stored quantised).
+    public var embedding: Tensor { embeddingTable.weight }
+
     public var vocabularySize: Int { lmHead.outFeatures }
-    public var hiddenSize: Int { embedding.shape[1] }
+    public var hiddenSize: Int { embeddingTable.inFeatures }
 
     /// A KV cache with this model's per-layer widths for `capacity` positions (default: the configured context).
     public func makeCache(capacity: Int? = nil) -> KVCache {
@@ -91,15 +103,15 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// Final-norm hidden states `[n, hidden]` of `tokens` at positions `cache.length…` (appends them to the cache).
     public func hiddenStates(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         guard !tokens.isEmpty else { throw GenerationError.emptyInput }
-        for t in tokens where t < 0 || t >= embedding.shape[0] {
-            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embedding.shape[0])
+        for t in tokens where t < 0 || t >= embeddingTable.outFeatures {
+            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embeddingTable.outFeatures)
         }
         guard tokens.count <= maxPositions - cache.length else {
             throw GenerationError.contextTooLong(needed: cache.length + tokens.count, maxPositions: maxPositions)
         }
         try cache.reserve(tokens.count)
         let position = cache.length
-        var x = embedding.embedding(tokens)
+        var x = embeddingTable.weightRows(tokens)
         if let embeddingScale { x = x * embeddingScale }
         for (layer, store) in zip(layers, cache.layers) { x = layer(x, cache: store, position: position) }
         cache.advance(by: tokens.count)
@@ -126,7 +138,7 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     }
 
     public var parameterCount: Int {
-        var n = embedding.count + norm.weight.count + (lmHead.weight.sharesStorage(with: embedding) ? 0 : lmHead.weight.count)
+        var n = embeddingTable.parameterCount + norm.weight.count + (lmHead.sharesWeights(with: embeddingTable) ? 0 : lmHead.parameterCount)
         for l in layers { n += l.parameterCount }
         return n
     }
@@ -186,7 +198,14 @@ extension DecoderLayer {
 }
 
 extension Linear: ParameterCounting {
-    public var parameterCount: Int { weight.count + (bias?.count ?? 0) }
+    public var parameterCount: Int { inFeatures * outFeatures + (bias?.count ?? 0) }
+
+    /// True when both hold the same weights storage (a tied embedding and output head).
+    public func sharesWeights(with other: Linear) -> Bool {
+        if let a = dense, let b = other.dense { return a.sharesStorage(with: b) }
+        if let a = quantized, let b = other.quantized { return a.sharesStorage(with: b) }
+        return false
+    }
 }
 
 extension SwiGLU: ParameterCounting {

@@ -1,8 +1,8 @@
 import Foundation
 
 /// A llama-, qwen2- or qwen3-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
-/// metadata → ``ModelConfig``, tensor names → HF names, quantised tensors dequantised to f32 on load and, for
-/// Q8_0 / Q4_0 / Q4_1 matrices, also offered as stored (``quantized(_:)``) for the decode-step GEMVs.
+/// metadata → ``ModelConfig``, tensor names → HF names; matrices in a format with kernels are offered as stored
+/// (``quantized(_:)``, read in place from the mapped file), everything else dequantised to f32 (``tensor(_:)``).
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
@@ -165,12 +165,13 @@ public struct GGUFCheckpoint: WeightSource {
         return t.reshaped([rows, cols]).embedding(Self.unpermutedRows(rows, heads: heads)).reshaped(t.shape)
     }
 
-    /// 2-D Q8_0 / Q4_0 / Q4_1 tensors as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
+    /// 2-D matrices in a format with kernels, as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
     public func quantized(_ name: String) throws -> QuantizedMatrix? {
         let g = try ggufName(name)
         guard let heads = permutedHeads(g) else { return try file.quantizedMatrix(g) }
         _ = try permutableRows(g, heads: heads)
         guard let q = try file.quantizedMatrix(g) else { return nil }
+        defer { file.releasePages(of: g) }  // the reordered copy replaces the mapped bytes
         return q.permutingRows(Self.unpermutedRows(q.rows, heads: heads))
     }
 

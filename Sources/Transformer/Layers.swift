@@ -5,54 +5,86 @@ import Foundation
 
 /// `y = x·Wᵀ + b`.
 ///
-/// When the checkpoint stores W block-quantised (GGUF Q8_0 / Q4_0 / Q4_1), `quantized` holds those blocks as well:
-/// a one-row input (a decode step) is multiplied straight from them, reading 4.5–8.5 bits per weight instead of
-/// 32; several rows (prefill) use the float weights and GEMM.
+/// The weights are held ONE way: as a float tensor (``weight``), or — for a GGUF checkpoint — as the file stores them
+/// (``quantized``: ggml blocks or F32/F16 rows, usually read in place from the mapped file), never both. From blocks,
+/// a one-row input (a decode step) is a GEMV over the blocks and several rows (prefill) a GEMM over panels of
+/// dequantised rows (``QuantizedMatrix/gemm(_:rows:into:beta:)``).
 public struct Linear: Sendable {
-    public let weight: Tensor  // [out, in]
+    /// The float weights `[out, in]`, or nil when they are held as ``quantized``.
+    public let dense: Tensor?
     public let bias: Tensor?   // [out]
-    /// The same weights quantised (``QuantizedMatrix/dequantized()`` equals `weight`), used for one-row inputs.
+    /// The weights as stored in the checkpoint (blocks), or nil for float weights.
     public let quantized: QuantizedMatrix?
 
-    public init(weight: Tensor, bias: Tensor? = nil, quantized: QuantizedMatrix? = nil) {
+    /// A linear over float weights `[out, in]`.
+    public init(weight: Tensor, bias: Tensor? = nil) {
         precondition(weight.rank == 2, "Linear weight must be [out, in], got \(weight.shape)")
-        if let quantized {
-            precondition([quantized.rows, quantized.cols] == weight.shape,
-                         "Linear quantised weights \(quantized.rows) × \(quantized.cols) do not match weight \(weight.shape)")
-        }
-        self.weight = weight
-        self.bias = bias
-        self.quantized = quantized
+        (dense, self.bias, quantized) = (weight, bias, nil)
     }
 
+    /// A linear over stored weights; no float copy is made.
+    public init(quantized: QuantizedMatrix, bias: Tensor? = nil) {
+        (dense, self.bias, self.quantized) = (nil, bias, quantized)
+    }
+
+    /// Float weights, or — when `quantized` is given — those blocks alone (`weight` must then be their
+    /// dequantisation, or at least have their shape; it is not kept).
+    public init(weight: Tensor, bias: Tensor? = nil, quantized: QuantizedMatrix?) {
+        guard let quantized else {
+            self.init(weight: weight, bias: bias)
+            return
+        }
+        precondition([quantized.rows, quantized.cols] == weight.shape,
+                     "Linear quantised weights \(quantized.rows) × \(quantized.cols) do not match weight \(weight.shape)")
+        self.init(quantized: quantized, bias: bias)
+    }
+
+    /// The weights `[out, in]` as floats: the stored tensor, or the blocks dequantised into a new one (allocates
+    /// `out · in` floats each call: for inspection and tests, not for inference).
+    public var weight: Tensor { dense ?? quantized!.dequantized() }
+
     /// Input width (`in`).
-    public var inFeatures: Int { weight.shape[1] }
+    public var inFeatures: Int { dense?.shape[1] ?? quantized!.cols }
     /// Output width (`out`).
-    public var outFeatures: Int { weight.shape[0] }
+    public var outFeatures: Int { dense?.shape[0] ?? quantized!.rows }
 
     /// `x` is `[..., in]`; returns `[..., out]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        guard let quantized, x.rank >= 1, x.shape[x.rank - 1] == inFeatures, x.count == inFeatures else {
-            return x.linear(weight: weight, bias: bias)
-        }
+        if let dense { return x.linear(weight: dense, bias: bias) }
+        let q = quantized!
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] == inFeatures,
+                     "linear input \(x.shape) does not match weight [out, in] = [\(outFeatures), \(inFeatures)]")
+        let rows = x.count / inFeatures
         var out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
         out.withUnsafeMutableBufferPointer { y in
             if let bias {
                 precondition(bias.shape == [outFeatures], "linear bias must be [\(outFeatures)], got \(bias.shape)")
-                bias.withUnsafeBufferPointer { y.baseAddress!.update(from: $0.baseAddress!, count: outFeatures) }
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (y.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
+                }
             }
-            x.withUnsafeBufferPointer { quantized.gemv($0.baseAddress!, into: y.baseAddress!, beta: bias == nil ? 0 : 1) }
+            x.withUnsafeBufferPointer { q.gemm($0.baseAddress!, rows: rows, into: y.baseAddress!, beta: bias == nil ? 0 : 1) }
         }
         return out
     }
 
-    /// Several linears over the same input fused into one GEMM (rows of the weights stacked), e.g. Q/K/V or gate/up.
-    /// The quantised weights are fused too when every part has them in one format.
+    /// Rows `ids` of the weight matrix, `[ids.count, in]`: an embedding lookup when this linear is a tied LM head
+    /// (stored rows are dequantised one by one).
+    public func weightRows(_ ids: [Int]) -> Tensor {
+        if let dense { return dense.embedding(ids) }
+        return quantized!.rows(ids)
+    }
+
+    /// Several linears over the same input fused into one (rows of the weights stacked), e.g. Q/K/V or gate/up.
+    /// Stored weights stay stored (their parts are shared, not copied, and may differ in format); float ones are
+    /// concatenated; a mix is dequantised into one float tensor.
     public static func fused(_ parts: [Linear]) -> Linear {
         let bias: Tensor? = parts.allSatisfy { $0.bias == nil } ? nil
             : Tensor.concatenate(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }, axis: 0)
-        let quantized = parts.allSatisfy { $0.quantized != nil } ? QuantizedMatrix.concatenatingRows(parts.map { $0.quantized! }) : nil
-        return Linear(weight: Tensor.concatenate(parts.map(\.weight), axis: 0), bias: bias, quantized: quantized)
+        if parts.allSatisfy({ $0.quantized != nil }), let q = QuantizedMatrix.concatenatingRows(parts.map { $0.quantized! }) {
+            return Linear(quantized: q, bias: bias)
+        }
+        return Linear(weight: Tensor.concatenate(parts.map(\.weight), axis: 0), bias: bias)
     }
 }
 

@@ -60,7 +60,7 @@ public enum Llama {
                                                                           rotaryDim: rotaryDim))
         if let window = c.slidingWindow { try c.check(window > 0, "sliding_window must be positive, got \(window)") }
         let bias = qkvBias ?? c.attentionBias ?? false, oBias = outputBias ?? c.attentionBias ?? false
-        let embedding = try w("model.embed_tokens.weight", [d.vocab, d.hidden])
+        let embedding = try w.table("model.embed_tokens.weight", [d.vocab, d.hidden])
         var layers: [DecoderLayer] = []
         for i in 0..<d.layers {
             let p = "model.layers.\(i)"
@@ -80,10 +80,8 @@ public enum Llama {
                 feedForward: try feedForward(i)))
         }
         let tied = c.tieWordEmbeddings ?? false
-        let head = tied && !w.contains("lm_head.weight")
-            ? Linear(weight: embedding, quantized: try w.quantized("model.embed_tokens.weight", [d.vocab, d.hidden]))
-            : try w.linear("lm_head", out: d.vocab, in: d.hidden)
-        return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
+        let head = tied && !w.contains("lm_head.weight") ? embedding : try w.linear("lm_head", out: d.vocab, in: d.hidden)
+        return DecoderModel(architecture: c.modelType, embeddingTable: embedding, layers: layers,
                             norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,
                             maxPositions: d.maxPositions)
     }

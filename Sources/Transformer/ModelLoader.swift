@@ -71,11 +71,22 @@ public struct Weights: Sendable {
         return q
     }
 
-    /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`), with the quantised weights too
-    /// when the checkpoint stores them quantised.
+    /// A `Linear` from `prefix.weight` `[out, in]` (and `prefix.bias` when `bias`): the stored blocks when the
+    /// checkpoint keeps them in a format with kernels (no float copy), else float weights.
     public func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool = false) throws -> Linear {
-        Linear(weight: try self("\(prefix).weight", [out, inFeatures]), bias: bias ? try self("\(prefix).bias", [out]) : nil,
-               quantized: try quantized("\(prefix).weight", [out, inFeatures]))
+        // The weight is read (and its shape checked) before the bias, so a wrong size is reported on the weight.
+        if let q = try quantized("\(prefix).weight", [out, inFeatures]) {
+            return Linear(quantized: q, bias: bias ? try self("\(prefix).bias", [out]) : nil)
+        }
+        let w = try self("\(prefix).weight", [out, inFeatures])
+        return Linear(weight: w, bias: bias ? try self("\(prefix).bias", [out]) : nil)
+    }
+
+    /// A `[rows, cols]` table (token embeddings) as a `Linear` (rows looked up with ``Linear/weightRows(_:)``), stored
+    /// blocks when the checkpoint has them.
+    public func table(_ name: String, _ shape: [Int]) throws -> Linear {
+        if let q = try quantized(name, shape) { return Linear(quantized: q) }
+        return Linear(weight: try self(name, shape))
     }
 
     /// An `RMSNorm` from `prefix.weight` `[size]`.

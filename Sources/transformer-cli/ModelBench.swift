@@ -30,6 +30,7 @@ struct ModelBench: ParsableCommand {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let lm = try OpenedModel.open(model).causalLM()
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        let rssAfterLoad = ProcessMemory.residentBytes ?? 0
         stderrPrint(String(format: "loaded %@ in %.2f s (%.1f M parameters)", model, loadSeconds, Double(lm.parameterCount) / 1e6))
         let vocab = lm.vocabularySize
         let prompt = (0..<prefill).map { vocab > 100 ? 100 + ($0 * 7919) % (vocab - 100) : $0 % vocab }
@@ -62,7 +63,8 @@ struct ModelBench: ParsableCommand {
         report.add(["model": .string(URL(fileURLWithPath: model).lastPathComponent), "prefill_tokens": .int(prefill),
                     "prefill_tps": .num(prefillTPS, 1), "decode_tokens": .int(decode), "decode_tps": .num(decodeTPS, 1),
                     "load_seconds": .num(loadSeconds, 2), "parameters": .int(lm.parameterCount),
-                    "kv_bytes_per_token": .int(cache.bytesPerToken)])
+                    "kv_bytes_per_token": .int(cache.bytesPerToken),
+                    "rss_after_load_bytes": .int(rssAfterLoad), "peak_rss_bytes": .int(ProcessMemory.peakResidentBytes ?? 0)])
         try report.write(json: json, benchmark: "model")
     }
 }

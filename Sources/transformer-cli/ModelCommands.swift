@@ -45,7 +45,7 @@ struct LogitsCommand: ParsableCommand {
 
 /// `transformer-cli info`: what a model is and what it costs.
 struct InfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Architecture, parameters, KV-cache bytes per token.")
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Architecture, parameters, KV-cache bytes per token; for GGUF files the tensor types (count, bytes), file size, load time and resident memory after load.")
 
     @Option(help: "Model directory (config.json + safetensors) or GGUF file.") var model: String
 
@@ -53,7 +53,9 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try threading.apply()
+        let start = Date()
         let opened = try OpenedModel.open(model)
+        let loadSeconds = Date().timeIntervalSince(start)
         print("machine:             \(CPU.summary)")
         switch opened.model {
         case .causalLM(let m):
@@ -80,6 +82,31 @@ struct InfoCommand: ParsableCommand {
         if let t = opened.text {
             print("tokenizer:           \(t.tokenizer is BPETokenizer ? "byte-level BPE" : "SentencePiece"), \(t.tokenizer.vocabularySize) tokens; chat template: "
                   + (t.chatTemplate == nil ? "none" : t.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
+        }
+        printStorage(loadSeconds: loadSeconds)
+    }
+
+    /// For a GGUF file: tensors per type (count, bytes) and the file size; then load time and resident memory.
+    func printStorage(loadSeconds: Double) {
+        func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+        if let file = try? GGUFFile(url: URL(fileURLWithPath: model)) {
+            var byType: [GGMLType: (count: Int, bytes: Int)] = [:]
+            for info in file.tensors.values { byType[info.type, default: (0, 0)].count += 1; byType[info.type]!.bytes += info.byteCount }
+            print("file size:           \(file.fileSize) bytes (\(mb(file.fileSize)))")
+            print("tensor types:")
+            for (type, v) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
+                print("  \(type.name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(format: "%4d", v.count)) tensors  "
+                      + "\(String(format: "%12d", v.bytes)) bytes (\(mb(v.bytes)))")
+            }
+        }
+        print(String(format: "load time:           %.3f s (weights, tokenizer, chat template)", loadSeconds))
+        if model.hasSuffix(".gguf"), let start = Optional(Date()), let checkpoint = try? GGUFCheckpoint(url: URL(fileURLWithPath: model)),
+           let config = try? checkpoint.config(), (try? ModelLoader.build(config: config, weights: Weights(checkpoint))) != nil {
+            print(String(format: "weights load time:   %.3f s (map the file + build the model again, no tokenizer)",
+                         Date().timeIntervalSince(start)))
+        }
+        if let rss = ProcessMemory.residentBytes {
+            print("resident memory:     \(rss) bytes (\(mb(rss))) after load (VmRSS)")
         }
     }
 }

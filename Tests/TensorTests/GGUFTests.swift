@@ -224,11 +224,12 @@ final class GGUFTests: XCTestCase {
 
     func testUnsupportedButKnownTensorTypeOpensAndFailsOnRead() throws {
         var b = Builder()
-        b.tensors = [(name: "k.weight", dims: [256, 1], type: 12, offset: 0)]  // Q4_K: 144 bytes per 256
-        b.data = [UInt8](repeating: 0, count: 144)
+        b.tensors = [(name: "k.weight", dims: [256, 1], type: 16, offset: 0)]  // IQ2_XXS: 66 bytes per 256
+        b.data = [UInt8](repeating: 0, count: 66)
         let file = try GGUFFile(data: Data(b.bytes()), url: badURL)
-        XCTAssertEqual(file.tensors["k.weight"]?.byteCount, 144)
-        assertFails(["unsupported tensor type", "'k.weight'", "Q4_K (12)", "bad.gguf"]) { try file.tensor("k.weight") }
+        XCTAssertEqual(file.tensors["k.weight"]?.byteCount, 66)
+        assertFails(["unsupported tensor type", "'k.weight'", "IQ2_XXS (16)", "bad.gguf"]) { try file.tensor("k.weight") }
+        XCTAssertNil(try file.quantizedMatrix("k.weight"))
         assertFails(["no such tensor", "'nope'"]) { try file.tensor("nope") }
     }
 

@@ -56,11 +56,14 @@ final class QuantizedDecodeTests: XCTestCase {
                 let m = try XCTUnwrap(linear.quantized, name)
                 XCTAssertEqual(m.type, .q4_1, name)
                 XCTAssertEqual([m.rows, m.cols], linear.weight.shape, name)
+                XCTAssertNil(linear.dense, "\(name): no float copy beside the blocks")
             }
         }
         let head = try XCTUnwrap(q.lmHead.quantized, "tied lm_head gets the quantised token embedding")
         XCTAssertEqual(head.type, .q8_0)
-        XCTAssertTrue(q.lmHead.weight.sharesStorage(with: q.embedding))
+        XCTAssertTrue(q.lmHead.sharesWeights(with: q.embeddingTable))
+        XCTAssertTrue(head.isMapped, "the tied head reads the mapped file in place")
+        XCTAssertNil(q.embeddingTable.dense)
         XCTAssertNil(f.lmHead.quantized)
         XCTAssertNil((f.layers[0].feedForward as? SwiGLU)?.down.quantized)
         // The quantised blocks are exactly the float weights (Q and K rows unpermuted alike; fused in one order).

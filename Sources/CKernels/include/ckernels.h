@@ -55,6 +55,20 @@ void ck_gemv_rows_q4_0(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t l
                        ptrdiff_t ldy, ptrdiff_t rows, float beta);
 void ck_gemv_rows_q4_1(const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, float *y,
                        ptrdiff_t ldy, ptrdiff_t rows, float beta);
+// ggml block formats read in place (kquants.c): `type` is a ggml type number — F32 0, F16 1, Q4_0 2, Q4_1 3, Q5_0 6,
+// Q5_1 7, Q8_0 8, Q2_K 10, Q3_K 11, Q4_K 12, Q5_K 13, Q6_K 14, BF16 30. Functions return 0 for any other type.
+/// Elements per block of `type` (1 for F32/F16/BF16, 32, or 256 for the K-quants); 0 if unsupported.
+int ck_quant_block_elements(int type);
+/// Bytes per block of `type`; 0 if unsupported.
+int ck_quant_block_bytes(int type);
+/// Decodes `blocks` consecutive blocks at src into dst, bit-exact with ggml's dequantize_row_* on every kernel path.
+int ck_quant_dequantize(int type, const void *src, float *dst, ptrdiff_t blocks);
+/// Decodes `rows` rows of k elements (row r starts at byte r·ld of src) into dst, row-major [rows, k].
+int ck_quant_dequantize_rows(int type, const void *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t k, float *dst);
+/// y[r] = beta·y[r] + Σ_j W[r, j]·x[j] with W's row r at byte r·ldw of w (k a multiple of the block size), read in
+/// place; accumulated in float.
+int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows,
+                  float beta);
 /// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
 typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 /// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns

@@ -1,0 +1,498 @@
+// ggml's block formats read in place: dequantisation (bit-exact with ggml's `dequantize_row_*` and gguf-py's
+// `gguf.quants.dequantize`) and matrix-vector products, for the K-quants and the 5-bit legacy formats, plus the
+// F16 / BF16 / Q8_0 / Q4_0 / Q4_1 rows the prefill GEMM dequantises panel by panel.
+//
+// Layouts (ggml-common.h; little-endian, `f16` = IEEE binary16; a K-quant super-block holds QK_K = 256 weights):
+//
+//   Q5_0  { f16 d; u8 qh[4]; u8 qs[16]; }                          22 B / 32: w = d·(q − 16)
+//   Q5_1  { f16 d, m; u8 qh[4]; u8 qs[16]; }                       24 B / 32: w = d·q + m
+//         q = nibble | bit << 4: element j < 16 is the low nibble of qs[j], j ≥ 16 the high nibble of qs[j − 16];
+//         its 5th bit is bit j of the u32 qh.
+//   Q2_K  { u8 scales[16]; u8 qs[64]; f16 d, dmin; }               84 B: 16 sub-blocks of 16,
+//         w = d·(sc & 15)·q − dmin·(sc >> 4),  q = 2 bits: element 128h + 32s + l is bits 2s of qs[32h + l]
+//   Q3_K  { u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d; }       110 B: 16 sub-blocks of 16, 6-bit signed scales,
+//         w = d·(sc − 32)·(q − 4·!hbit), q as in Q2_K, hbit of element 32j + l is bit j of hmask[l]
+//   Q4_K  { f16 d, dmin; u8 scales[12]; u8 qs[128]; }              144 B: 8 sub-blocks of 32 with 6-bit scale and
+//         min (get_scale_min_k4), w = d·sc·q − dmin·m, element 64c + 32s + l is nibble s of qs[32c + l]
+//   Q5_K  { f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }   176 B: Q4_K plus a 5th bit: bit j of qh[l] for
+//         element 32j + l
+//   Q6_K  { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; }         210 B: 16 sub-blocks of 16, w = d·sc·(q − 32),
+//         element 128h + e (e < 128): low nibble (e ≥ 64: high nibble) of ql[64h + e mod 64], bits 2·(e / 32) of
+//         qh[32h + e mod 32] on top
+//
+// Bit-exactness: every product and sum is rounded on its own, in ggml's order (this file is compiled without
+// floating-point contraction, so `d1 * q - m1` never becomes an FMA), and the f16 conversion is exact.
+//
+// Kernel paths (cpu_features.c): the block decoders are plain C, compiled three times — portable, AVX2 (+FMA, F16C)
+// and AVX-512 (F/BW/VL/DQ) — through per-function target attributes, so the compiler vectorises them for each
+// instruction set; every path dequantises bit-identically. The GEMV decodes one block of a row into an L1-resident
+// buffer and accumulates its dot product with x in vector registers (8 or 16 lanes, FMA); the quantised bytes are
+// read once from memory, which is what a decode step is bound by. The product is accumulated in float, in an order
+// that differs between paths (tests compare against a float64 reference with a tolerance).
+#include "ckernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#define QK_K 256
+
+enum {  // ggml type numbers
+    T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
+    T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30,
+};
+
+/// IEEE binary16 → float, exactly (NaNs quieted, as F16C does).
+static inline float fp16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0) {
+        float f = (float)mantissa * 0x1p-24f;  // zero or subnormal, exact
+        memcpy(&bits, &f, sizeof bits);
+        bits |= sign;
+    } else if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | mantissa << 13 | (mantissa ? 0x400000u : 0);
+    } else {
+        bits = sign | (exponent + 112) << 23 | mantissa << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+#define INLINE static inline __attribute__((always_inline))
+
+// MARK: - Block decoders: one block of `src` → its weights in y (ggml's element order)
+
+INLINE void deq_q4_0(const uint8_t *b, float *y) {
+    const float d = fp16(b);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((b[2 + j] & 0x0F) - 8) * d;
+        y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+INLINE void deq_q4_1(const uint8_t *b, float *y) {
+    const float d = fp16(b), m = fp16(b + 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(b[4 + j] & 0x0F) * d + m;
+        y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
+    }
+}
+
+INLINE void deq_q5_0(const uint8_t *b, float *y) {
+    const float d = fp16(b);
+    uint32_t qh;
+    memcpy(&qh, b + 2, 4);
+    const uint8_t *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = d * (float)(lo - 16);
+        y[j + 16] = d * (float)(hi - 16);
+    }
+}
+
+INLINE void deq_q5_1(const uint8_t *b, float *y) {
+    const float d = fp16(b), m = fp16(b + 2);
+    uint32_t qh;
+    memcpy(&qh, b + 4, 4);
+    const uint8_t *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = d * (float)lo + m;
+        y[j + 16] = d * (float)hi + m;
+    }
+}
+
+INLINE void deq_q8_0(const uint8_t *b, float *y) {
+    const float d = fp16(b);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+
+INLINE void deq_q2_K(const uint8_t *b, float *y) {
+    const uint8_t *sc = b, *qs = b + 16;
+    const float d = fp16(b + 80), dmin = fp16(b + 82);
+    for (int h = 0; h < 2; h++)
+        for (int s = 0; s < 4; s++)
+            for (int half = 0; half < 2; half++) {
+                const int j = 8 * h + 2 * s + half;  // sub-block of 16
+                const float dl = d * (float)(sc[j] & 0xF), ml = dmin * (float)(sc[j] >> 4);
+                const uint8_t *q = qs + 32 * h + 16 * half;
+                float *out = y + 16 * j;
+                for (int l = 0; l < 16; l++) out[l] = dl * (float)((q[l] >> (2 * s)) & 3) - ml;
+            }
+}
+
+INLINE void deq_q3_K(const uint8_t *b, float *y) {
+    const uint8_t *hmask = b, *qs = b + 32, *s = b + 96;
+    const float d = fp16(b + 108);
+    for (int h = 0; h < 2; h++)
+        for (int sh = 0; sh < 4; sh++)
+            for (int half = 0; half < 2; half++) {
+                const int j = 8 * h + 2 * sh + half;  // sub-block of 16
+                const int low = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+                const int high = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+                const float dl = d * (float)((int8_t)(low | high << 4) - 32);
+                const int bit = 4 * h + sh;  // hmask bit of this 32-element group
+                const uint8_t *q = qs + 32 * h + 16 * half, *hm = hmask + 16 * half;
+                float *out = y + 16 * j;
+                for (int l = 0; l < 16; l++)
+                    out[l] = dl * (float)(((q[l] >> (2 * sh)) & 3) - (((hm[l] >> bit) & 1) ? 0 : 4));
+            }
+}
+
+/// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
+INLINE void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+INLINE void deq_q4_K(const uint8_t *b, float *y) {
+    const float d = fp16(b), dmin = fp16(b + 2);
+    const uint8_t *scales = b + 4, *qs = b + 16;
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(j, scales, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        const uint8_t *q = qs + 32 * (j >> 1);
+        const int shift = 4 * (j & 1);
+        float *out = y + 32 * j;
+        for (int l = 0; l < 32; l++) out[l] = d1 * (float)((q[l] >> shift) & 0xF) - m1;
+    }
+}
+
+INLINE void deq_q5_K(const uint8_t *b, float *y) {
+    const float d = fp16(b), dmin = fp16(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(j, scales, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        const uint8_t *q = qs + 32 * (j >> 1);
+        const int shift = 4 * (j & 1);
+        float *out = y + 32 * j;
+        for (int l = 0; l < 32; l++)
+            out[l] = d1 * (float)(((q[l] >> shift) & 0xF) | ((qh[l] >> j) & 1) << 4) - m1;
+    }
+}
+
+INLINE void deq_q6_K(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const float d = fp16(b + 208);
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 4; g++)  // 32-element group within the half
+            for (int half = 0; half < 2; half++) {
+                const int j = 8 * h + 2 * g + half;  // sub-block of 16
+                const float dl = d * (float)sc[j];
+                const uint8_t *lo = ql + 64 * h + 32 * (g & 1) + 16 * half, *hi = qh + 32 * h + 16 * half;
+                const int lshift = 4 * (g >> 1), hshift = 2 * g;
+                float *out = y + 16 * j;
+                for (int l = 0; l < 16; l++)
+                    out[l] = dl * (float)((int8_t)(((lo[l] >> lshift) & 0xF) | ((hi[l] >> hshift) & 3) << 4) - 32);
+            }
+}
+
+INLINE void deq_f16(const uint8_t *b, float *y) { y[0] = fp16(b); }
+
+INLINE void deq_bf16(const uint8_t *b, float *y) {
+    uint16_t h;
+    memcpy(&h, b, 2);
+    uint32_t bits = (uint32_t)h << 16;
+    memcpy(y, &bits, 4);
+}
+
+INLINE void deq_f32(const uint8_t *b, float *y) { memcpy(y, b, 4); }
+
+/// Elements and bytes of one block of ggml type `type`; 0 elements for a type this file does not handle.
+static void block_shape(int type, int *elements, int *bytes) {
+    int e = 0, n = 0;
+    switch (type) {
+    case T_F32: e = 1; n = 4; break;
+    case T_F16: e = 1; n = 2; break;
+    case T_BF16: e = 1; n = 2; break;
+    case T_Q4_0: e = 32; n = 18; break;
+    case T_Q4_1: e = 32; n = 20; break;
+    case T_Q5_0: e = 32; n = 22; break;
+    case T_Q5_1: e = 32; n = 24; break;
+    case T_Q8_0: e = 32; n = 34; break;
+    case T_Q2_K: e = QK_K; n = 84; break;
+    case T_Q3_K: e = QK_K; n = 110; break;
+    case T_Q4_K: e = QK_K; n = 144; break;
+    case T_Q5_K: e = QK_K; n = 176; break;
+    case T_Q6_K: e = QK_K; n = 210; break;
+    }
+    *elements = e;
+    *bytes = n;
+}
+
+int ck_quant_block_elements(int type) {
+    int e, n;
+    block_shape(type, &e, &n);
+    return e;
+}
+
+int ck_quant_block_bytes(int type) {
+    int e, n;
+    block_shape(type, &e, &n);
+    return n;
+}
+
+// MARK: - Per-path kernels
+
+/// Decodes `blocks` consecutive blocks (the switch is outside the loop so each loop inlines one decoder).
+#define DEQUANTIZE_BODY                                                                                              \
+    int e, n;                                                                                                        \
+    block_shape(type, &e, &n);                                                                                       \
+    const uint8_t *s = (const uint8_t *)src;                                                                         \
+    switch (type) {                                                                                                  \
+    case T_F32: memcpy(dst, s, (size_t)blocks * 4); return 1;                                                        \
+    case T_F16: for (ptrdiff_t i = 0; i < blocks; i++) deq_f16(s + 2 * i, dst + i); return 1;                        \
+    case T_BF16: for (ptrdiff_t i = 0; i < blocks; i++) deq_bf16(s + 2 * i, dst + i); return 1;                      \
+    case T_Q4_0: for (ptrdiff_t i = 0; i < blocks; i++) deq_q4_0(s + n * i, dst + e * i); return 1;                  \
+    case T_Q4_1: for (ptrdiff_t i = 0; i < blocks; i++) deq_q4_1(s + n * i, dst + e * i); return 1;                  \
+    case T_Q5_0: for (ptrdiff_t i = 0; i < blocks; i++) deq_q5_0(s + n * i, dst + e * i); return 1;                  \
+    case T_Q5_1: for (ptrdiff_t i = 0; i < blocks; i++) deq_q5_1(s + n * i, dst + e * i); return 1;                  \
+    case T_Q8_0: for (ptrdiff_t i = 0; i < blocks; i++) deq_q8_0(s + n * i, dst + e * i); return 1;                  \
+    case T_Q2_K: for (ptrdiff_t i = 0; i < blocks; i++) deq_q2_K(s + n * i, dst + e * i); return 1;                  \
+    case T_Q3_K: for (ptrdiff_t i = 0; i < blocks; i++) deq_q3_K(s + n * i, dst + e * i); return 1;                  \
+    case T_Q4_K: for (ptrdiff_t i = 0; i < blocks; i++) deq_q4_K(s + n * i, dst + e * i); return 1;                  \
+    case T_Q5_K: for (ptrdiff_t i = 0; i < blocks; i++) deq_q5_K(s + n * i, dst + e * i); return 1;                  \
+    case T_Q6_K: for (ptrdiff_t i = 0; i < blocks; i++) deq_q6_K(s + n * i, dst + e * i); return 1;                  \
+    }                                                                                                                \
+    return 0;
+
+static int dequantize_portable(int type, const void *src, float *dst, ptrdiff_t blocks) { DEQUANTIZE_BODY }
+
+static inline float finish(float acc, const float *y, float beta) { return beta == 0 ? acc : beta * *y + acc; }
+
+/// GEMV for block type DEQ (E elements, N bytes per block): per row, each block is decoded into `buf` and dotted
+/// with x by DOT (which accumulates into the path's vector accumulator ACC_T).
+#define GEMV_BODY(DEQ, E, N, ACC_T, ACC_ZERO, DOT, HSUM)                                                            \
+    float buf[E] __attribute__((aligned(64)));                                                                       \
+    const ptrdiff_t nb = k / (E);                                                                                    \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                                           \
+        const uint8_t *row = (const uint8_t *)w + r * ldw;                                                           \
+        ACC_T acc = ACC_ZERO;                                                                                        \
+        for (ptrdiff_t b = 0; b < nb; b++) {                                                                         \
+            DEQ(row + (N) * b, buf);                                                                                 \
+            acc = DOT(buf, x + (E) * b, E, acc);                                                                     \
+        }                                                                                                            \
+        y[r] = finish(HSUM(acc), y + r, beta);                                                                       \
+    }
+
+/// The GEMV of every block type, for one path.
+#define GEMV_SWITCH(ACC_T, ACC_ZERO, DOT, HSUM)                                                                      \
+    switch (type) {                                                                                                  \
+    case T_Q4_0: { GEMV_BODY(deq_q4_0, 32, 18, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                               \
+    case T_Q4_1: { GEMV_BODY(deq_q4_1, 32, 20, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                               \
+    case T_Q5_0: { GEMV_BODY(deq_q5_0, 32, 22, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                               \
+    case T_Q5_1: { GEMV_BODY(deq_q5_1, 32, 24, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                               \
+    case T_Q8_0: { GEMV_BODY(deq_q8_0, 32, 34, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                               \
+    case T_Q2_K: { GEMV_BODY(deq_q2_K, QK_K, 84, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                             \
+    case T_Q3_K: { GEMV_BODY(deq_q3_K, QK_K, 110, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                            \
+    case T_Q4_K: { GEMV_BODY(deq_q4_K, QK_K, 144, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                            \
+    case T_Q5_K: { GEMV_BODY(deq_q5_K, QK_K, 176, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                            \
+    case T_Q6_K: { GEMV_BODY(deq_q6_K, QK_K, 210, ACC_T, ACC_ZERO, DOT, HSUM) return 1; }                            \
+    }                                                                                                                \
+    return 0;
+
+INLINE float dot_portable(const float *a, const float *x, int n, float acc) {
+    for (int i = 0; i < n; i++) acc += a[i] * x[i];
+    return acc;
+}
+INLINE float hsum_portable(float acc) { return acc; }
+
+static int gemv_portable(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                         ptrdiff_t rows, float beta) {
+    GEMV_SWITCH(float, 0.0f, dot_portable, hsum_portable)
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+AVX2 static int dequantize_avx2(int type, const void *src, float *dst, ptrdiff_t blocks) {
+    if (type == T_F16) {  // F16C converts eight halves exactly per instruction
+        const uint8_t *s = (const uint8_t *)src;
+        ptrdiff_t i = 0;
+        for (; i + 8 <= blocks; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+        for (; i < blocks; i++) dst[i] = fp16(s + 2 * i);
+        return 1;
+    }
+    DEQUANTIZE_BODY
+}
+
+AVX512 static int dequantize_avx512(int type, const void *src, float *dst, ptrdiff_t blocks) {
+    if (type == T_F16) {
+        const uint8_t *s = (const uint8_t *)src;
+        ptrdiff_t i = 0;
+        for (; i + 16 <= blocks; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i))));
+        for (; i < blocks; i++) dst[i] = fp16(s + 2 * i);
+        return 1;
+    }
+    DEQUANTIZE_BODY
+}
+
+/// Two independent accumulators hide the FMA latency.
+typedef struct { __m256 a, b; } acc256;
+AVX2 static inline acc256 dot_avx2(const float *a, const float *x, int n, acc256 acc) {
+    for (int i = 0; i < n; i += 16) {
+        acc.a = _mm256_fmadd_ps(_mm256_load_ps(a + i), _mm256_loadu_ps(x + i), acc.a);
+        acc.b = _mm256_fmadd_ps(_mm256_load_ps(a + i + 8), _mm256_loadu_ps(x + i + 8), acc.b);
+    }
+    return acc;
+}
+AVX2 static inline float hsum_avx2(acc256 acc) {
+    __m256 v = _mm256_add_ps(acc.a, acc.b);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+AVX2 static int gemv_avx2(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                          ptrdiff_t rows, float beta) {
+    const acc256 zero = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    GEMV_SWITCH(acc256, zero, dot_avx2, hsum_avx2)
+}
+
+typedef struct { __m512 a, b; } acc512;
+AVX512 static inline acc512 dot_avx512(const float *a, const float *x, int n, acc512 acc) {
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc.a = _mm512_fmadd_ps(_mm512_load_ps(a + i), _mm512_loadu_ps(x + i), acc.a);
+        acc.b = _mm512_fmadd_ps(_mm512_load_ps(a + i + 16), _mm512_loadu_ps(x + i + 16), acc.b);
+    }
+    return acc;
+}
+AVX512 static inline float hsum_avx512(acc512 acc) { return _mm512_reduce_add_ps(_mm512_add_ps(acc.a, acc.b)); }
+/// Q5_0 / Q5_1 rows without the buffer (the formats of most SmolLM-sized "K" files, whose 576-wide rows are no
+/// multiple of 256): per block the 32 5-bit values are built in two 16-lane registers — nibbles widened to 32 bits,
+/// the fifth bit OR-ed in under the block's qh bit mask — and summed factored, d·Σ(q − 16)·x or d·Σq·x + m·Σx (scales
+/// converted by F16C). Two rows at a time share the loads of x and interleave their FMA chains.
+AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+    const int bytes = has_min ? 24 : 22;
+    const __m512i low4 = _mm512_set1_epi32(0x0F), bit5 = _mm512_set1_epi32(16), off = _mm512_set1_epi32(has_min ? 0 : 16);
+    uint32_t qh;
+    memcpy(&qh, blk + (has_min ? 4 : 2), 4);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
+    __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
+    lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, bit5);
+    hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, bit5);
+    __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, off)), x0);
+    t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi, off)), x1, t);
+    uint16_t d16, m16;
+    memcpy(&d16, blk, 2);
+    *acc = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(d16)), t, *acc);
+    if (has_min) {
+        memcpy(&m16, blk + 2, 2);
+        *accm = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(m16)), _mm512_add_ps(x0, x1), *accm);
+    }
+}
+
+AVX512 static void gemv_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                                  ptrdiff_t rows, float beta) {
+    const ptrdiff_t nb = k / 32, bytes = has_min ? 24 : 22;
+    ptrdiff_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const uint8_t *r0 = w + r * ldw, *r1 = r0 + ldw;
+        __m512 a0 = _mm512_setzero_ps(), m0 = a0, a1 = a0, m1 = a0;
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+            q5_block(has_min, r0 + b * bytes, x0, x1, &a0, &m0);
+            q5_block(has_min, r1 + b * bytes, x0, x1, &a1, &m1);
+        }
+        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a0, m0)), y + r, beta);
+        y[r + 1] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a1, m1)), y + r + 1, beta);
+    }
+    for (; r < rows; r++) {
+        const uint8_t *row = w + r * ldw;
+        __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+        for (ptrdiff_t b = 0; b < nb; b++)
+            q5_block(has_min, row + b * bytes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
+        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc, accm)), y + r, beta);
+    }
+}
+
+AVX512 static int gemv_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                              ptrdiff_t rows, float beta) {
+    if (type == T_Q5_0 || type == T_Q5_1) {
+        gemv_q5_avx512(type == T_Q5_1, (const uint8_t *)w, ldw, x, k, y, rows, beta);
+        return 1;
+    }
+    const acc512 zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    GEMV_SWITCH(acc512, zero, dot_avx512, hsum_avx512)
+}
+#endif
+
+// MARK: - Entry points
+
+int ck_quant_dequantize(int type, const void *src, float *dst, ptrdiff_t blocks) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    int path = ck_kernel_path();
+    if (path >= CK_PATH_AVX512) return dequantize_avx512(type, src, dst, blocks);
+    if (path >= CK_PATH_AVX2) return dequantize_avx2(type, src, dst, blocks);
+#endif
+    return dequantize_portable(type, src, dst, blocks);
+}
+
+int ck_quant_dequantize_rows(int type, const void *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t k, float *dst) {
+    int e = ck_quant_block_elements(type);
+    if (e == 0 || k % e != 0) return 0;
+    for (ptrdiff_t r = 0; r < rows; r++)
+        if (!ck_quant_dequantize(type, (const uint8_t *)src + r * ld, dst + r * k, k / e)) return 0;
+    return 1;
+}
+
+/// F32 / F16 / BF16 rows: converted 256 elements at a time, dotted with eight partial sums.
+static int gemv_plain(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows,
+                      float beta) {
+    if (type == T_F32) {
+        ck_gemv((const float *)w, ldw / 4, x, k, y, rows, beta);
+        return 1;
+    }
+    int e, n;
+    block_shape(type, &e, &n);
+    float buf[256] __attribute__((aligned(64)));
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * ldw;
+        float acc[8] = {0};
+        for (ptrdiff_t c = 0; c < k; c += 256) {
+            ptrdiff_t len = k - c < 256 ? k - c : 256;
+            ck_quant_dequantize(type, row + c * n, buf, len);
+            ptrdiff_t i = 0;
+            for (; i + 8 <= len; i += 8)
+                for (int j = 0; j < 8; j++) acc[j] += buf[i + j] * x[c + i + j];
+            for (; i < len; i++) acc[0] += buf[i] * x[c + i];
+        }
+        float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        y[r] = finish(sum, y + r, beta);
+    }
+    return 1;
+}
+
+int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows,
+                  float beta) {
+    int e = ck_quant_block_elements(type);
+    if (e == 0 || k % e != 0) return 0;
+    if (e == 1) return gemv_plain(type, w, ldw, x, k, y, rows, beta);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    int path = ck_kernel_path();
+    if (path >= CK_PATH_AVX512) return gemv_avx512(type, w, ldw, x, k, y, rows, beta);
+    if (path >= CK_PATH_AVX2) return gemv_avx2(type, w, ldw, x, k, y, rows, beta);
+#endif
+    return gemv_portable(type, w, ldw, x, k, y, rows, beta);
+}
