@@ -154,7 +154,7 @@ int ck_openblas_adopt_best_core(char *message, size_t capacity) {
     corename_fn corename = (corename_fn)dlsym(RTLD_DEFAULT, "openblas_get_corename");
     sgemm_fn sgemm = (sgemm_fn)dlsym(RTLD_DEFAULT, "cblas_sgemm");
     if (!current || !corename || !sgemm || !*current) return 0;  // not a DYNAMIC_ARCH OpenBLAS
-    // Hand-run testing only (scripts/openblas_core_switch.sh): start from this generic table, as if OpenBLAS had
+    // Hand-run testing only (run the CLI by hand without OPENBLAS_CORETYPE): start from this generic table, as if OpenBLAS had
     // fallen back to it, so the switch can be exercised on a CPU that OpenBLAS recognises.
     const char *simulate = getenv("TRANSFORMER_OPENBLAS_SIMULATE_FALLBACK");
     if (!simulate || !*simulate || !is_generic(simulate)) simulate = 0;
