@@ -13,10 +13,10 @@ struct ClassifyCommand: ParsableCommand {
     @Option(help: "A single text to classify.") var text: String?
     @Option(help: "Write the JSON lines here instead of stdout.") var output: String?
     @Option(name: .customLong("batch-size"), help: "Examples per forward pass.") var batchSize: Int = 64
-    @Option(help: "Worker threads.") var threads: Int?
+    @OptionGroup var threading: ThreadsOption
 
     func run() throws {
-        if let threads { Threading.workers = threads }
+        try threading.apply()
         guard (input == nil) != (text == nil) else { throw ValidationError("give exactly one of --input FILE or --text \"...\"") }
         let dir = URL(fileURLWithPath: model)
         let loaded = try HFExport.load(directory: dir)

@@ -103,13 +103,7 @@ struct MatmulBench: ParsableCommand {
     }
 
     func run() throws {
-        let threadCounts = try threads.split(separator: ",").map { s -> Int in
-            guard let t = Int(s.trimmingCharacters(in: .whitespaces)), t > 0 else {
-                throw ValidationError("--threads wants positive integers separated by commas, got \"\(threads)\"")
-            }
-            return t
-        }
-        guard !threadCounts.isEmpty else { throw ValidationError("--threads is empty") }
+        let threadCounts = try ThreadList.parse(threads)
         guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
         for s in sizes where s <= 0 { throw ValidationError("--sizes must be positive, got \(s)") }
         let best = baselineCore ?? Self.bestCore()

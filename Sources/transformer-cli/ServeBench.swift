@@ -19,7 +19,7 @@ struct ServeBench: ParsableCommand {
     @Option(help: "Tokens generated per stream.") var tokens = 64
     @Option(help: "Prompt tokens for the time-to-first-token measurement.") var promptTokens = 512
     @Option(help: "Timed repetitions (best is reported).") var repeats = 3
-    @Option(help: "Worker threads (default: the engine's choice).") var threads: Int?
+    @OptionGroup var threading: ThreadsOption
     @Option(help: "Write the rows as JSON to this path.") var json: String?
 
     final class Waiter: @unchecked Sendable {
@@ -32,7 +32,7 @@ struct ServeBench: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { Threading.workers = threads }
+        try threading.apply()
         let counts = streams.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--streams must be positive integers") }
         guard tokens >= 2, promptTokens >= 16, repeats >= 1 else { throw ValidationError("--tokens ≥ 2, --prompt-tokens ≥ 16, --repeats ≥ 1") }

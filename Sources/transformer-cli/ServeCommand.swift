@@ -20,7 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "KV-cache positions per sequence (prompt + reply).") var context = 2048
     @Option(help: "Requests that may wait for a slot before the server answers 503.") var queue = 64
     @Option(help: "Largest request body in bytes (413 above).") var maxBody = 4 << 20
-    @Option(help: "Worker threads (default: the engine's choice).") var threads: Int?
+    @OptionGroup var threading: ThreadsOption
     @Option(help: "Model name reported by /v1/models (default: the file name).") var name: String?
     @Flag(help: "Do not log one line per request.") var quiet = false
 
@@ -30,11 +30,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard context >= 2 else { throw ValidationError("--context must be ≥ 2") }
         guard queue >= 0 else { throw ValidationError("--queue must be ≥ 0") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body must be ≥ 1024") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
     }
 
     func run() async throws {
-        if let threads { Threading.workers = threads }
+        try threading.apply()
         let generator = try TextGenerator.load(path: model)
         let modelName = name ?? URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let server = try OpenAIServer(generator: generator, configuration: .init(

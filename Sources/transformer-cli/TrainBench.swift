@@ -24,12 +24,12 @@ struct TrainBench: ParsableCommand {
     @Option(name: .customLong("batch-size")) var batchSize: Int = 32
     @Option var vocab: Int = 8000
     @Option(help: "Timed steps.") var steps: Int = 10
-    @Option(help: "Worker threads.") var threads: Int?
+    @OptionGroup var threading: ThreadsOption
     @Option(name: .customLong("attention-n"), help: "Sequence length for the attention-backward memory check (0: skip).") var attentionN: Int = 4096
     @Option(help: "Write the results as JSON here.") var json: String?
 
     func run() throws {
-        if let threads { Threading.workers = threads }
+        try threading.apply()
         guard let pos = PositionEncoding(rawValue: position) else { throw ValidationError("bad --position \(position)") }
         let config = EncoderClassifierConfig(vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads,
                                              intermediateSize: intermediate, maxPositions: seqLen, numLabels: 2,

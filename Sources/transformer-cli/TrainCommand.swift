@@ -36,11 +36,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("min-frequency"), help: "Words seen fewer times in --train become [UNK].") var minFrequency: Int = 2
     @Option(name: .customLong("max-vocab"), help: "Largest vocabulary, special tokens included.") var maxVocab: Int = 30_000
     @Option(name: .customLong("clip-norm"), help: "Global gradient-norm clipping threshold.") var clipNorm: Double = 1.0
-    @Option(help: "Worker threads (default: TRANSFORMER_THREADS or all cores).") var threads: Int?
+    @OptionGroup var threading: ThreadsOption
     @Flag(help: "Print a progress line only at the end of each epoch.") var quiet = false
 
     func run() throws {
-        if let threads { Threading.workers = threads }
+        try threading.apply()
         guard let pos = PositionEncoding(rawValue: position) else {
             throw ValidationError("--position must be rope, absolute, sinusoidal or none, got '\(position)'")
         }
