@@ -144,6 +144,31 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     }
 }
 
+extension DecoderModel {
+    /// The skeleton every decoder family shares, read in this one place (HF names):
+    ///
+    ///     model.embed_tokens.weight  [vocab, hidden]   kept as stored (a GGUF's blocks stay blocks)
+    ///     layer(0) … layer(count − 1)                  the family's attention and feed-forward
+    ///     model.norm                                   the final norm, built by `norm` (Gemma's is `1 + w`)
+    ///     lm_head                                      or, tied, the embedding table itself (shared, not copied)
+    ///
+    /// The head is tied when `tie_word_embeddings` (default `tiedByDefault`: false for Llama and DeepSeek-V3, true for
+    /// Gemma 2, as in their HF configs) is set and the checkpoint has no `lm_head.weight`. ``Llama`` (and through it
+    /// Mistral, Mixtral, Qwen2/3, Phi-3), ``Gemma2`` and ``DeepSeekV3`` build their models here.
+    static func assemble(config c: ModelConfig, weights w: Weights, vocab: Int, hidden: Int, layers count: Int,
+                         maxPositions: Int, tiedByDefault: Bool = false, embeddingScale: Float? = nil,
+                         logitSoftcap: Float? = nil, norm: (_ prefix: String) throws -> RMSNorm,
+                         layer: (Int) throws -> DecoderLayer) throws -> DecoderModel {
+        let embedding = try w.table("model.embed_tokens.weight", [vocab, hidden])
+        let layers = try (0..<count).map(layer)
+        let tied = (c.tieWordEmbeddings ?? tiedByDefault) && !w.contains("lm_head.weight")
+        let head = tied ? embedding : try w.linear("lm_head", out: vocab, in: hidden)
+        return DecoderModel(architecture: c.modelType, embeddingTable: embedding, layers: layers,
+                            norm: try norm("model.norm"), lmHead: head, maxPositions: maxPositions,
+                            embeddingScale: embeddingScale, logitSoftcap: logitSoftcap)
+    }
+}
+
 /// A model that predicts the next token: what generation, the CLI and the benchmarks drive.
 public protocol CausalLanguageModel: AnyObject, Sendable {
     var architecture: String { get }

@@ -97,9 +97,9 @@ public enum DeepSeekV3 {
                         scaling: try c.rope.scaling(modelType: c.modelType))
         let bias = c.attentionBias ?? false
         let qk = d.nope + d.rope
-        let embedding = try w("model.embed_tokens.weight", [d.vocab, d.hidden])
-        var layers: [DecoderLayer] = []
-        for i in 0..<d.layers {
+        let norm = { (prefix: String) in try w.rmsNorm(prefix, size: d.hidden, eps: d.eps) }
+        return try DecoderModel.assemble(config: c, weights: w, vocab: d.vocab, hidden: d.hidden, layers: d.layers,
+                                         maxPositions: d.maxPositions, norm: norm) { i in
             let p = "model.layers.\(i)"
             let a = "\(p).self_attn"
             let query: MultiHeadLatentAttention.QueryProjection
@@ -118,26 +118,11 @@ public enum DeepSeekV3 {
                 output: try w.linear("\(a).o_proj", out: d.hidden, in: d.heads * d.value, bias: bias),
                 heads: d.heads, nopeDim: d.nope, ropeDim: d.rope, valueDim: d.value, rope: rope, mode: attentionMode)
             let feedForward: any FeedForward = i < d.denseLayers
-                ? try swiGLU(w, "\(p).mlp", hidden: d.hidden, intermediate: d.intermediate)
+                ? try Llama.mlp(w, "\(p).mlp", hidden: d.hidden, intermediate: d.intermediate)
                 : try moe(w, "\(p).mlp", d)
-            layers.append(DecoderLayer(
-                attentionNorm: try w.rmsNorm("\(p).input_layernorm", size: d.hidden, eps: d.eps),
-                attention: attention,
-                feedForwardNorm: try w.rmsNorm("\(p).post_attention_layernorm", size: d.hidden, eps: d.eps),
-                feedForward: feedForward))
+            return DecoderLayer(attentionNorm: try norm("\(p).input_layernorm"), attention: attention,
+                                feedForwardNorm: try norm("\(p).post_attention_layernorm"), feedForward: feedForward)
         }
-        let tied = c.tieWordEmbeddings ?? false
-        let head = tied && !w.contains("lm_head.weight") ? Linear(weight: embedding)
-            : try w.linear("lm_head", out: d.vocab, in: d.hidden)
-        return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
-                            norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,
-                            maxPositions: d.maxPositions)
-    }
-
-    static func swiGLU(_ w: Weights, _ p: String, hidden: Int, intermediate: Int) throws -> SwiGLU {
-        SwiGLU(gate: try w.linear("\(p).gate_proj", out: intermediate, in: hidden),
-               up: try w.linear("\(p).up_proj", out: intermediate, in: hidden),
-               down: try w.linear("\(p).down_proj", out: hidden, in: intermediate))
     }
 
     static func moe(_ w: Weights, _ p: String, _ d: Dimensions) throws -> MixtureOfExperts {
@@ -154,10 +139,10 @@ public enum DeepSeekV3 {
                               down: Linear(weight: down.sliced(axis: 0, e..<(e + 1)).reshaped([hidden, I])))
             }
         } else {
-            experts = try (0..<E).map { e in try swiGLU(w, "\(p).experts.\(e)", hidden: hidden, intermediate: I) }
+            experts = try (0..<E).map { e in try Llama.mlp(w, "\(p).experts.\(e)", hidden: hidden, intermediate: I) }
         }
         let shared = d.sharedExperts > 0
-            ? try swiGLU(w, "\(p).shared_experts", hidden: hidden, intermediate: I * d.sharedExperts) : nil
+            ? try Llama.mlp(w, "\(p).shared_experts", hidden: hidden, intermediate: I * d.sharedExperts) : nil
         return MixtureOfExperts(
             router: try w.linear("\(p).gate", out: E, in: hidden),
             routing: .deepSeek(k: d.expertsPerToken, bias: try w("\(p).gate.e_score_correction_bias", [E]),

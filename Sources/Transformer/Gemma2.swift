@@ -46,9 +46,10 @@ public enum Gemma2 {
         func norm(_ prefix: String, _ size: Int) throws -> RMSNorm {
             RMSNorm(weight: try w("\(prefix).weight", [size]) + Tensor.ones([size]), eps: Float(d.eps))
         }
-        let embedding = try w("model.embed_tokens.weight", [d.vocab, d.hidden])
-        var layers: [DecoderLayer] = []
-        for i in 0..<d.layers {
+        return try DecoderModel.assemble(config: c, weights: w, vocab: d.vocab, hidden: d.hidden, layers: d.layers,
+                                         maxPositions: d.maxPositions, tiedByDefault: true,
+                                         embeddingScale: Float(Double(d.hidden).squareRoot()), logitSoftcap: logitCap,
+                                         norm: { try norm($0, d.hidden) }) { i in
             let p = "model.layers.\(i)"
             let attention = GroupedQueryAttention(
                 query: try w.linear("\(p).self_attn.q_proj", out: d.heads * d.headDim, in: d.hidden, bias: bias),
@@ -58,21 +59,15 @@ public enum Gemma2 {
                 heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, rope: rope,
                 scale: Float(1 / scalar.squareRoot()),
                 window: c.isSlidingLayer(i, fallback: i % 2 == 0) ? window : nil, softcap: attnCap)
-            layers.append(DecoderLayer(
+            return DecoderLayer(
                 attentionNorm: try norm("\(p).input_layernorm", d.hidden), attention: attention,
                 feedForwardNorm: try norm("\(p).pre_feedforward_layernorm", d.hidden),
                 feedForward: GeGLU(gate: try w.linear("\(p).mlp.gate_proj", out: intermediate, in: d.hidden),
                                    up: try w.linear("\(p).mlp.up_proj", out: intermediate, in: d.hidden),
                                    down: try w.linear("\(p).mlp.down_proj", out: d.hidden, in: intermediate)),
                 postAttentionNorm: try norm("\(p).post_attention_layernorm", d.hidden),
-                postFeedForwardNorm: try norm("\(p).post_feedforward_layernorm", d.hidden)))
+                postFeedForwardNorm: try norm("\(p).post_feedforward_layernorm", d.hidden))
         }
-        let head = (c.tieWordEmbeddings ?? true) && !w.contains("lm_head.weight")
-            ? Linear(weight: embedding, quantized: try w.quantized("model.embed_tokens.weight", [d.vocab, d.hidden]))
-            : try w.linear("lm_head", out: d.vocab, in: d.hidden)
-        return DecoderModel(architecture: c.modelType, embedding: embedding, layers: layers,
-                            norm: try norm("model.norm", d.hidden), lmHead: head, maxPositions: d.maxPositions,
-                            embeddingScale: Float(Double(d.hidden).squareRoot()), logitSoftcap: logitCap)
     }
 }
 

@@ -39,10 +39,7 @@ public enum Llama {
         let intermediate = try c.require(c.intermediateSize, "intermediate_size")
         let mlpBias = c.mlpBias ?? false
         return try decoder(config: c, dims: d, weights: w) { i in
-            let p = "model.layers.\(i).mlp"
-            return SwiGLU(gate: try w.linear("\(p).gate_proj", out: intermediate, in: d.hidden, bias: mlpBias),
-                          up: try w.linear("\(p).up_proj", out: intermediate, in: d.hidden, bias: mlpBias),
-                          down: try w.linear("\(p).down_proj", out: d.hidden, in: intermediate, bias: mlpBias))
+            try mlp(w, "model.layers.\(i).mlp", hidden: d.hidden, intermediate: intermediate, bias: mlpBias)
         }
     }
 
@@ -60,9 +57,9 @@ public enum Llama {
                                                                           rotaryDim: rotaryDim))
         if let window = c.slidingWindow { try c.check(window > 0, "sliding_window must be positive, got \(window)") }
         let bias = qkvBias ?? c.attentionBias ?? false, oBias = outputBias ?? c.attentionBias ?? false
-        let embedding = try w.table("model.embed_tokens.weight", [d.vocab, d.hidden])
-        var layers: [DecoderLayer] = []
-        for i in 0..<d.layers {
+        let norm = { (prefix: String) in try w.rmsNorm(prefix, size: d.hidden, eps: d.eps) }
+        return try DecoderModel.assemble(config: c, weights: w, vocab: d.vocab, hidden: d.hidden, layers: d.layers,
+                                         maxPositions: d.maxPositions, norm: norm) { i in
             let p = "model.layers.\(i)"
             let attention = GroupedQueryAttention(
                 query: try w.linear("\(p).self_attn.q_proj", out: d.heads * d.headDim, in: d.hidden, bias: bias),
@@ -73,16 +70,8 @@ public enum Llama {
                 window: window != nil ? window!(i) : c.slidingWindow,
                 queryNorm: qkNorm ? try w.rmsNorm("\(p).self_attn.q_norm", size: d.headDim, eps: d.eps) : nil,
                 keyNorm: qkNorm ? try w.rmsNorm("\(p).self_attn.k_norm", size: d.headDim, eps: d.eps) : nil)
-            layers.append(DecoderLayer(
-                attentionNorm: try w.rmsNorm("\(p).input_layernorm", size: d.hidden, eps: d.eps),
-                attention: attention,
-                feedForwardNorm: try w.rmsNorm("\(p).post_attention_layernorm", size: d.hidden, eps: d.eps),
-                feedForward: try feedForward(i)))
+            return DecoderLayer(attentionNorm: try norm("\(p).input_layernorm"), attention: attention,
+                                feedForwardNorm: try norm("\(p).post_attention_layernorm"), feedForward: try feedForward(i))
         }
-        let tied = c.tieWordEmbeddings ?? false
-        let head = tied && !w.contains("lm_head.weight") ? embedding : try w.linear("lm_head", out: d.vocab, in: d.hidden)
-        return DecoderModel(architecture: c.modelType, embeddingTable: embedding, layers: layers,
-                            norm: try w.rmsNorm("model.norm", size: d.hidden, eps: d.eps), lmHead: head,
-                            maxPositions: d.maxPositions)
     }
 }
