@@ -73,13 +73,6 @@ public final class BertModel: @unchecked Sendable {
             layers: layers, pooler: pooler)
     }
 
-    /// Loads `config.json` + safetensors from `directory`.
-    public static func load(directory: URL) throws -> BertModel {
-        let config = try ModelConfig.load(directory: directory)
-        try config.check(config.modelType == "bert", "expected model_type bert")
-        return try build(config: config, weights: try ModelLoader.weights(directory: directory))
-    }
-
     /// Number of loaded weights.
     public var parameterCount: Int {
         var n = wordEmbeddings.count + positionEmbeddings.count + tokenTypeEmbeddings.count
@@ -163,7 +156,12 @@ public struct SentenceEmbedder: Sendable {
     /// Loads a sentence-transformers / HF folder: `config.json` (model_type bert), safetensors, `tokenizer.json`,
     /// optional `1_Pooling/config.json` and `sentence_bert_config.json`.
     public static func load(directory: URL) throws -> SentenceEmbedder {
-        let model = try BertModel.load(directory: directory)
+        let model: BertModel
+        switch try ModelLoader.open(directory).model {
+        case .encoder(let m): model = m
+        case .bertClassifier(let m): model = m.bert
+        default: throw ModelError.invalidConfig("\(directory.path): expected model_type bert (a sentence-embedding model)")
+        }
         let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
             throw ModelError.io("\(directory.path) has no tokenizer.json")

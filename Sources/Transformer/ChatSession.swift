@@ -5,7 +5,7 @@ import Foundation
 /// conversation's.
 ///
 /// ```swift
-/// let llm = try TextGenerator.load(path: "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+/// let llm = try ModelLoader.open("models/SmolLM2-135M-Instruct.Q4_1.gguf").textGenerator()
 /// let chat = try ChatSession(generator: llm, systemPrompt: "You are concise.")
 /// let first = try chat.respond(to: "What is the capital of France?") { print($0, terminator: ""); return true }
 /// let second = try chat.respond(to: "And of Italy?") { print($0, terminator: ""); return true }  // reuses the cache

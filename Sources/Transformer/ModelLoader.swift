@@ -95,14 +95,23 @@ public struct Weights: Sendable {
     }
 }
 
-/// Opens a model directory as Hugging Face publishes it (`config.json` + `model.safetensors` or a sharded index) and
-/// builds the architecture its `model_type` names.
+/// Opens models: the one way in, for a GGUF file and a Hugging Face folder alike.
+///
+/// ```swift
+/// let opened = try ModelLoader.open("models/SmolLM2-135M-Instruct.Q4_K_M.gguf")   // or an HF folder
+/// let llm = try opened.textGenerator()        // model + tokenizer + chat template + stop tokens
+/// ```
+///
+/// Both formats end in the same two steps: a ``ModelConfig`` (HF `config.json`, or the GGUF metadata read field by
+/// field by ``GGUFCheckpoint/config()``) and a ``Weights`` source (safetensors, or the mapped GGUF seen under HF
+/// names), from which ``build(config:weights:)`` makes the architecture `model_type` names. Decoders share one
+/// skeleton (embedding, layers, final norm, tied or separate head), assembled in ``DecoderModel``.
 public enum ModelLoader {
     /// `model_type` values this loader builds.
     public static let supportedTypes = ["llama", "mistral", "mixtral", "deepseek_v3", "roformer", "qwen2", "qwen3",
                                         "qwen3_moe", "gemma2", "phi3", "bert"]
 
-    /// A loaded model: a causal LM, a sequence classifier, or a BERT encoder.
+    /// A loaded network: a causal LM, a sequence classifier, or a BERT encoder.
     public enum LoadedModel: Sendable {
         case causalLM(any CausalLanguageModel)
         case sequenceClassifier(RoFormerForSequenceClassification)
@@ -112,22 +121,26 @@ public enum ModelLoader {
         case bertClassifier(BertForSequenceClassification)
     }
 
-    /// The safetensors weights in `directory` (`model.safetensors` or a sharded index).
-    public static func weights(directory: URL) throws -> Weights {
-        do {
-            return Weights(try SafeTensorsCheckpoint(directory: directory))
-        } catch {
-            throw ModelError.io("\(error)")
+    /// Opens `path`: a GGUF file (architectures ``GGUFCheckpoint/supportedArchitectures``) or a Hugging Face folder
+    /// (`config.json` + `model.safetensors` or a sharded index). For a causal LM it also reads the tokenizer (the
+    /// GGUF's `tokenizer.ggml.*`, or the folder's `tokenizer.json` + `tokenizer_config.json`), the chat template
+    /// and the stop tokens; a model without a tokenizer still opens (it runs on token ids). Every problem —
+    /// missing path, bad config or metadata, missing or misshapen tensor, unreadable tokenizer — is a thrown
+    /// ``ModelError`` naming it.
+    public static func open(_ path: String) throws -> OpenedModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.io("no such file or directory: \(path)")
         }
+        let url = URL(fileURLWithPath: path)
+        return isDirectory.boolValue ? try openFolder(url) : try openGGUF(url)
     }
 
-    /// Loads the model in `directory`.
-    public static func load(directory: URL) throws -> LoadedModel {
-        let config = try ModelConfig.load(directory: directory)
-        return try build(config: config, weights: try weights(directory: directory))
-    }
+    /// ``open(_:)`` for a file URL.
+    public static func open(_ url: URL) throws -> OpenedModel { try open(url.path) }
 
-    /// Builds the architecture `config.modelType` from `weights`, after ``ModelConfig/validate()``.
+    /// Builds the architecture `config.modelType` from `weights`, after ``ModelConfig/validate()``: what
+    /// ``open(_:)`` does once it has both, and the way to a model with ``Weights/random(seed:std:)`` weights.
     public static func build(config: ModelConfig, weights: Weights) throws -> LoadedModel {
         try config.validate()
         switch config.modelType {
@@ -146,11 +159,132 @@ public enum ModelLoader {
         }
     }
 
-    /// Loads a causal language model, or throws if the directory holds something else.
-    public static func loadCausalLM(directory: URL) throws -> any CausalLanguageModel {
-        guard case .causalLM(let m) = try load(directory: directory) else {
-            throw ModelError.invalidConfig("\(directory.path) is not a causal language model")
+    /// The safetensors weights in `directory` (`model.safetensors` or a sharded index).
+    static func weights(directory: URL) throws -> Weights {
+        do {
+            return Weights(try SafeTensorsCheckpoint(directory: directory))
+        } catch {
+            throw ModelError.io("\(error)")
+        }
+    }
+
+    static func openGGUF(_ url: URL) throws -> OpenedModel {
+        let checkpoint = try GGUFCheckpoint(url: url)
+        let config = try checkpoint.config()
+        let model = try build(config: config, weights: Weights(checkpoint))
+        let f = checkpoint.file
+        var tokenizer: (any TextTokenizer)?
+        var template: (ChatTemplate?, String?) = (nil, nil)
+        if f["tokenizer.ggml.tokens"] != nil {
+            do {
+                tokenizer = try TokenizerLoader.load(gguf: f)
+            } catch {
+                throw ModelError.invalidConfig("\(url.lastPathComponent): \(error)")
+            }
+            if let source = f["tokenizer.chat_template"]?.string {
+                template = chatTemplate(source, specialTokens: ChatTemplate.specialTokens(gguf: f))
+            }
+        }
+        return OpenedModel(source: .gguf(f), config: config, model: model, tokenizer: tokenizer,
+                           chatTemplate: template.0, chatTemplateError: template.1)
+    }
+
+    static func openFolder(_ url: URL) throws -> OpenedModel {
+        let config = try ModelConfig.load(directory: url)
+        let model = try build(config: config, weights: try weights(directory: url))
+        var tokenizer: (any TextTokenizer)?
+        var template: (ChatTemplate?, String?) = (nil, nil)
+        // Encoders (BERT's WordPiece, the trainer's word-level vocabulary) read their tokenizers themselves:
+        // ``SentenceEmbedder``, ``WordLevelTokenizer``.
+        if case .causalLM = model, FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenizer.json").path) {
+            do {
+                tokenizer = try TokenizerLoader.load(path: url.path)
+            } catch {
+                throw ModelError.invalidConfig("\(url.appendingPathComponent("tokenizer.json").path): \(error)")
+            }
+            let configURL = url.appendingPathComponent("tokenizer_config.json")
+            if let data = FileManager.default.contents(atPath: configURL.path),
+               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let jinja = json["chat_template"] as? String {
+                template = chatTemplate(jinja, specialTokens: ChatTemplate.specialTokens(tokenizerConfig: json))
+            }
+        }
+        return OpenedModel(source: .huggingFace(url), config: config, model: model, tokenizer: tokenizer,
+                           chatTemplate: template.0, chatTemplateError: template.1)
+    }
+
+    /// A parsed chat template, or why it cannot be used (a model with an unusable template still opens).
+    static func chatTemplate(_ source: String, specialTokens: [String: String]) -> (ChatTemplate?, String?) {
+        do { return (try ChatTemplate(jinja: source, specialTokens: specialTokens), nil) } catch { return (nil, "\(error)") }
+    }
+}
+
+/// A model opened by ``ModelLoader/open(_:)``: the network, the config it was built from, where it came from and —
+/// for a causal LM with a tokenizer — what turns it into a text or chat model.
+public struct OpenedModel: Sendable {
+    /// Where the weights live.
+    public enum Source: Sendable {
+        /// A GGUF file (mapped; its metadata and tensor table stay readable, e.g. for `info`).
+        case gguf(GGUFFile)
+        /// A Hugging Face folder.
+        case huggingFace(URL)
+    }
+
+    public let source: Source
+    /// The config the model was built from (for a GGUF file: read from its metadata).
+    public let config: ModelConfig
+    public let model: ModelLoader.LoadedModel
+    /// The tokenizer, when the file or folder has one and the model is a causal LM.
+    public let tokenizer: (any TextTokenizer)?
+    /// The chat template, when the model declares one that parses.
+    public let chatTemplate: ChatTemplate?
+    /// Why the declared chat template cannot be used (it does not parse, or uses unsupported Jinja), if so.
+    public let chatTemplateError: String?
+    /// Tokens that end a turn or the text: the config's EOS ids, the tokenizer's EOS and the end-of-turn tokens
+    /// `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>` when the vocabulary has them.
+    public let stopTokens: Set<Int>
+
+    init(source: Source, config: ModelConfig, model: ModelLoader.LoadedModel, tokenizer: (any TextTokenizer)?,
+         chatTemplate: ChatTemplate?, chatTemplateError: String?) {
+        (self.source, self.config, self.model, self.tokenizer) = (source, config, model, tokenizer)
+        (self.chatTemplate, self.chatTemplateError) = (chatTemplate, chatTemplateError)
+        var stops = Set(config.eosTokenId ?? [])
+        if let tokenizer {
+            if let eos = tokenizer.eosTokenId { stops.insert(eos) }
+            for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] { if let id = tokenizer.id(for: name) { stops.insert(id) } }
+        }
+        stopTokens = stops
+    }
+
+    /// The path it was opened from.
+    public var path: String {
+        switch source {
+        case .gguf(let f): return f.url.path
+        case .huggingFace(let url): return url.path
+        }
+    }
+
+    /// The model as a causal LM, or an error saying what it is instead.
+    public func causalLM() throws -> any CausalLanguageModel {
+        guard case .causalLM(let m) = model else {
+            throw ModelError.invalidConfig("\(path) is not a causal language model (model_type \(config.modelType))")
         }
         return m
+    }
+
+    /// The causal LM with its tokenizer, chat template and stop tokens; an error when it is not a causal LM or has
+    /// no tokenizer.
+    public func textGenerator() throws -> TextGenerator {
+        let lm = try causalLM()
+        guard let tokenizer else {
+            let missing: String
+            switch source {
+            case .gguf: missing = "no tokenizer.ggml.tokens"
+            case .huggingFace: missing = "no tokenizer.json"
+            }
+            throw ModelError.io("\(path) has \(missing) (text generation needs a tokenizer; use token ids instead)")
+        }
+        return TextGenerator(model: lm, tokenizer: tokenizer, chatTemplate: chatTemplate, stopTokens: stopTokens,
+                             chatTemplateError: chatTemplateError)
     }
 }

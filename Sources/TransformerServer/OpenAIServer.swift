@@ -19,7 +19,7 @@ import Transformer
 /// away cancels its sequence and frees its slot. One line per request goes to the log (stderr).
 ///
 /// ```swift
-/// let server = try OpenAIServer(generator: TextGenerator.load(path: "model.gguf"), configuration: .init(port: 8080))
+/// let server = try OpenAIServer(generator: ModelLoader.open("model.gguf").textGenerator(), configuration: .init(port: 8080))
 /// try await server.run()   // until SIGINT / SIGTERM (graceful shutdown)
 /// ```
 public final class OpenAIServer: Sendable {

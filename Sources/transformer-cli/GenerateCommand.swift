@@ -29,8 +29,6 @@ struct SamplingOptions: ParsableArguments {
         if stop.contains("") { throw ValidationError("--stop must not be empty") }
     }
 
-    /// Applies `--threads`.
-
     var sampler: Sampler {
         Sampler(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repeatPenalty,
                 frequencyPenalty: frequencyPenalty, presencePenalty: presencePenalty, seed: seed)
@@ -38,32 +36,6 @@ struct SamplingOptions: ParsableArguments {
 
     func textOptions(maxNewTokens: Int) -> TextGenerationOptions {
         TextGenerationOptions(maxNewTokens: maxNewTokens, sampler: sampler, stopStrings: stop, penaltyWindow: repeatLastN)
-    }
-}
-
-/// A model opened from a path: a GGUF file or an HF directory; with a tokenizer when one is available.
-struct OpenedModel {
-    let model: ModelLoader.LoadedModel
-    let text: TextGenerator?
-
-    static func open(_ path: String) throws -> OpenedModel {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ValidationError("no such model file or directory: \(path)")
-        }
-        let hasTokenizer = !isDirectory.boolValue
-            || FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("tokenizer.json").path)
-        let encoderTypes: Set<String?> = ["roformer", "bert"]  // encoders: no TextGenerator
-        if hasTokenizer, !encoderTypes.contains(try? ModelConfig.load(directory: URL(fileURLWithPath: path)).modelType) {
-            let t = try TextGenerator.load(path: path)
-            return OpenedModel(model: .causalLM(t.model), text: t)
-        }
-        return OpenedModel(model: try ModelLoader.load(directory: URL(fileURLWithPath: path)), text: nil)
-    }
-
-    func causalLM() throws -> any CausalLanguageModel {
-        guard case .causalLM(let m) = model else { throw ValidationError("this model is not a causal language model") }
-        return m
     }
 }
 
@@ -120,10 +92,10 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try threading.apply()
-        let opened = try OpenedModel.open(model)
+        let opened = try ModelLoader.open(model)
         if let tokens {
             let lm = try opened.causalLM()
-            let stops = opened.text?.stopTokens ?? []
+            let stops = opened.stopTokens
             let ids = try parseTokens(tokens)
             let result = try lm.generate(prompt: ids, options: GenerationOptions(
                 maxNewTokens: maxNewTokens, sampler: sampling.sampler, stopTokens: stops, penaltyWindow: sampling.repeatLastN))
@@ -135,7 +107,8 @@ struct GenerateCommand: ParsableCommand {
             }
             return
         }
-        guard let text = opened.text else { throw ValidationError("\(model) has no tokenizer: use --tokens") }
+        guard opened.tokenizer != nil else { throw ValidationError("\(model) has no tokenizer: use --tokens") }
+        let text = try opened.textGenerator()
         let promptText = try promptText()
         let ids: [Int]
         if chat {
@@ -240,7 +213,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         try threading.apply()
-        guard let text = try OpenedModel.open(model).text else { throw ValidationError("\(model) has no tokenizer") }
+        let text = try ModelLoader.open(model).textGenerator()
         guard text.chatTemplate != nil else {
             throw ValidationError("\(model) has no supported chat template" + (text.chatTemplateError.map { ": \($0)" } ?? ""))
         }

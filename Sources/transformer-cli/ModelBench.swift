@@ -28,7 +28,7 @@ struct ModelBench: ParsableCommand {
         try threading.apply()
         print(CPU.summary)
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let lm = try OpenedModel.open(model).causalLM()
+        let lm = try ModelLoader.open(model).causalLM()
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         let rssAfterLoad = ProcessMemory.residentBytes ?? 0
         stderrPrint(String(format: "loaded %@ in %.2f s (%.1f M parameters)", model, loadSeconds, Double(lm.parameterCount) / 1e6))

@@ -32,7 +32,7 @@ struct LogitsCommand: ParsableCommand {
         let ids = try parseTokens(tokens)
         let logits: Tensor
         var name = "logits"
-        switch try OpenedModel.open(model).model {
+        switch try ModelLoader.open(model).model {
         case .causalLM(let m): logits = try m.logits(ids)
         case .sequenceClassifier(let m): logits = try m.classify(ids)
         case .bertClassifier(let m): logits = try m.classify(ids)
@@ -54,7 +54,7 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         try threading.apply()
         let start = Date()
-        let opened = try OpenedModel.open(model)
+        let opened = try ModelLoader.open(model)
         let loadSeconds = Date().timeIntervalSince(start)
         print("machine:             \(CPU.summary)")
         switch opened.model {
@@ -79,17 +79,18 @@ struct InfoCommand: ParsableCommand {
             print("parameters:          \(m.parameterCount) (\(String(format: "%.2f", Double(m.parameterCount) / 1e6)) M)")
             print("context length:      \(m.bert.maxPositions)")
         }
-        if let t = opened.text {
-            print("tokenizer:           \(t.tokenizer is BPETokenizer ? "byte-level BPE" : "SentencePiece"), \(t.tokenizer.vocabularySize) tokens; chat template: "
-                  + (t.chatTemplate == nil ? "none" : t.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
+        if let t = opened.tokenizer {
+            print("tokenizer:           \(t is BPETokenizer ? "byte-level BPE" : "SentencePiece"), \(t.vocabularySize) tokens; chat template: "
+                  + (opened.chatTemplate == nil ? "none" + (opened.chatTemplateError.map { " (\($0))" } ?? "")
+                     : opened.chatTemplate?.source == nil ? "ChatML" : "Jinja"))
         }
-        printStorage(loadSeconds: loadSeconds)
+        printStorage(opened, loadSeconds: loadSeconds)
     }
 
     /// For a GGUF file: tensors per type (count, bytes) and the file size; then load time and resident memory.
-    func printStorage(loadSeconds: Double) {
+    func printStorage(_ opened: OpenedModel, loadSeconds: Double) {
         func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
-        if let file = try? GGUFFile(url: URL(fileURLWithPath: model)) {
+        if case .gguf(let file) = opened.source {
             var byType: [GGMLType: (count: Int, bytes: Int)] = [:]
             for info in file.tensors.values { byType[info.type, default: (0, 0)].count += 1; byType[info.type]!.bytes += info.byteCount }
             print("file size:           \(file.fileSize) bytes (\(mb(file.fileSize)))")
@@ -100,8 +101,8 @@ struct InfoCommand: ParsableCommand {
             }
         }
         print(String(format: "load time:           %.3f s (weights, tokenizer, chat template)", loadSeconds))
-        if model.hasSuffix(".gguf"), let start = Optional(Date()), let checkpoint = try? GGUFCheckpoint(url: URL(fileURLWithPath: model)),
-           let config = try? checkpoint.config(), (try? ModelLoader.build(config: config, weights: Weights(checkpoint))) != nil {
+        if case .gguf(let file) = opened.source, let start = Optional(Date()), let checkpoint = try? GGUFCheckpoint(url: file.url),
+           (try? ModelLoader.build(config: opened.config, weights: Weights(checkpoint))) != nil {
             print(String(format: "weights load time:   %.3f s (map the file + build the model again, no tokenizer)",
                          Date().timeIntervalSince(start)))
         }

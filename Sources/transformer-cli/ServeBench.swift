@@ -36,7 +36,7 @@ struct ServeBench: ParsableCommand {
         let counts = streams.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--streams must be positive integers") }
         guard tokens >= 2, promptTokens >= 16, repeats >= 1 else { throw ValidationError("--tokens ≥ 2, --prompt-tokens ≥ 16, --repeats ≥ 1") }
-        let generator = try TextGenerator.load(path: model)
+        let generator = try ModelLoader.open(model).textGenerator()
         let scheduler = try BatchScheduler(generator: generator, configuration: .init(
             parallel: counts.max()!, contextLength: max(1024, promptTokens + 2 * tokens + 64), maxQueued: 0))
         scheduler.start()

@@ -34,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try threading.apply()
-        let generator = try TextGenerator.load(path: model)
+        let generator = try ModelLoader.open(model).textGenerator()
         let modelName = name ?? URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let server = try OpenAIServer(generator: generator, configuration: .init(
             host: host, port: port, parallel: parallel, context: context, maxQueued: queue, maxBodyBytes: maxBody,

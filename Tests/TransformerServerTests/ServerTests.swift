@@ -27,7 +27,7 @@ final class ServerTests: XCTestCase {
         let completion: Completion
     }
     static let cases = try! JSONDecoder().decode(Cases.self, from: Data(contentsOf: chatDir.appendingPathComponent("cases.json")))
-    static let generator = try! TextGenerator.load(path: chatDir.path)
+    static let generator = try! ModelLoader.open(chatDir.path).textGenerator()
 
     /// A running server and a client for it.
     final class Running: @unchecked Sendable {

@@ -90,7 +90,7 @@ final class DeepSeekV3Tests: XCTestCase {
     }
 
     func testLoaderUsesAbsorbedMLA() throws {
-        let model = try ModelLoader.loadCausalLM(directory: Self.directory("deepseek_v3_qlora"))
+        let model = try ModelLoader.open(Self.directory("deepseek_v3_qlora")).causalLM()
         let decoder = try XCTUnwrap(model as? DecoderModel)
         XCTAssertEqual(decoder.architecture, "deepseek_v3")
         for layer in decoder.layers {

@@ -24,7 +24,7 @@ final class FamiliesTests: XCTestCase {
     func checkCausalLM(_ name: String, reference: String = "reference.safetensors", architecture: String? = nil,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         let dir = Self.root.appendingPathComponent(name)
-        let model = try ModelLoader.loadCausalLM(directory: dir)
+        let model = try ModelLoader.open(dir).causalLM()
         if let architecture { XCTAssertEqual(model.architecture, architecture, file: file, line: line) }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent(reference))
         XCTAssertEqual(model.parameterCount, try ref.integers("num_parameters")[0], "\(name): HF num_parameters()",
@@ -67,11 +67,9 @@ final class FamiliesTests: XCTestCase {
     func testGGUFQwen2AndQwen3() throws {
         for name in ["qwen2", "qwen3"] {
             let dir = Self.root.appendingPathComponent("gguf")
-            let checkpoint = try GGUFCheckpoint(url: dir.appendingPathComponent("\(name).q8_0.gguf.bin"))
-            XCTAssertEqual(checkpoint.architecture, name)
-            guard case .causalLM(let model) = try ModelLoader.build(config: try checkpoint.config(), weights: Weights(checkpoint)) else {
-                return XCTFail("\(name): not a causal LM")
-            }
+            let opened = try ModelLoader.open(dir.appendingPathComponent("\(name).q8_0.gguf.bin"))
+            XCTAssertEqual(opened.config.modelType, name)
+            let model = try opened.causalLM()
             XCTAssertEqual(model.architecture, name)
             try check(model, try SafeTensorsFile(url: dir.appendingPathComponent("\(name)_reference.safetensors")),
                       "\(name) GGUF", cachedTolerance: 1e-4)
@@ -80,11 +78,11 @@ final class FamiliesTests: XCTestCase {
 
     /// The per-layer windows and norms the loaders derive from the configs.
     func testDerivedStructure() throws {
-        let gemma = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("gemma2")) as? DecoderModel)
+        let gemma = try XCTUnwrap(ModelLoader.open(Self.root.appendingPathComponent("gemma2")).causalLM() as? DecoderModel)
         let windows = gemma.layers.map { ($0.attention as? GroupedQueryAttention)?.window }
         XCTAssertEqual(windows, [4, nil], "Gemma 2: even layers slide (HF layer_types)")
         XCTAssertEqual(gemma.embeddingScale, Float(Double(32).squareRoot()))
-        let qwen = try XCTUnwrap(ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("qwen2_tied")) as? DecoderModel)
+        let qwen = try XCTUnwrap(ModelLoader.open(Self.root.appendingPathComponent("qwen2_tied")).causalLM() as? DecoderModel)
         XCTAssertEqual(qwen.layers.map { ($0.attention as? GroupedQueryAttention)?.window }, [nil, 4],
                        "Qwen2: layers from max_window_layers on slide")
         XCTAssertTrue(qwen.lmHead.weight.sharesStorage(with: qwen.embedding))
@@ -101,7 +99,7 @@ final class FamiliesTests: XCTestCase {
         rope["short_factor"] = [1.0, 2.0]
         config["rope_parameters"] = rope
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
-        XCTAssertThrowsError(try ModelLoader.load(directory: dir)) { error in
+        XCTAssertThrowsError(try ModelLoader.open(dir).model) { error in
             XCTAssertTrue("\(error)".contains("short_factor"), "\(error)")
         }
     }
@@ -150,7 +148,7 @@ final class FamiliesTests: XCTestCase {
 
     func testBertModel() throws {
         let dir = Self.root.appendingPathComponent("bert")
-        guard case .encoder(let bert) = try ModelLoader.load(directory: dir) else { return XCTFail("bert: not an encoder") }
+        guard case .encoder(let bert) = try ModelLoader.open(dir).model else { return XCTFail("bert: not an encoder") }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
         let ids = try ref.integers("input_ids"), types = try ref.integers("token_type_ids")
         XCTAssertEqual(bert.parameterCount, try ref.integers("num_parameters")[0], "HF num_parameters()")
@@ -168,7 +166,7 @@ final class FamiliesTests: XCTestCase {
 
     func testBertForSequenceClassification() throws {
         let dir = Self.root.appendingPathComponent("bert_cls")
-        guard case .bertClassifier(let model) = try ModelLoader.load(directory: dir) else {
+        guard case .bertClassifier(let model) = try ModelLoader.open(dir).model else {
             return XCTFail("bert_cls: not a classifier")
         }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))

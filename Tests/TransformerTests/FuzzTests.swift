@@ -380,14 +380,14 @@ final class FuzzTests: XCTestCase {
     static func run(_ c: Case) throws {
         switch c.kind {
         case .ggufModel:
-            let t = try TextGenerator.load(path: c.path.path)
+            let t = try ModelLoader.open(c.path.path).textGenerator()
             _ = try t.model.logits([1, 2])
             var prompt = t.tokenizer.encode("ab c")
             if prompt.isEmpty { prompt = [1] }
             try t.generate(prompt: Array(prompt.prefix(4)), maxNewTokens: 2)
             if t.chatTemplate != nil { _ = try t.chatTokens([.user("hi")]) }
         case .hfModel:
-            switch try ModelLoader.load(directory: c.path) {
+            switch try ModelLoader.open(c.path).model {
             case .causalLM(let m):
                 _ = try m.logits([0, 1])
                 try m.generate(prompt: [0, 1], options: GenerationOptions(maxNewTokens: 2))
@@ -399,7 +399,7 @@ final class FuzzTests: XCTestCase {
                 _ = try m.classify([0, 1])
             }
             if FileManager.default.fileExists(atPath: c.path.appendingPathComponent("tokenizer.json").path) {
-                let t = try TextGenerator.load(path: c.path.path)
+                let t = try ModelLoader.open(c.path.path).textGenerator()
                 let ids = t.tokenizer.encode("abc a")
                 _ = t.tokenizer.decode(ids + [-1, 1 << 40])
                 if !ids.isEmpty { try t.generate(prompt: ids, maxNewTokens: 2) }
@@ -483,7 +483,7 @@ final class FuzzTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: url) }
         try Data(try GGUFTestWriter.llama(from: dir).serialize().bytes).write(to: url)
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
-        let t = try TextGenerator.load(path: url.path)
+        let t = try ModelLoader.open(url.path).textGenerator()
         let logits = try t.model.logits(try ref.integers("input_ids"))
         let hf = try ref.tensor("logits")
         XCTAssertEqual(logits.shape, hf.shape)
@@ -491,6 +491,6 @@ final class FuzzTests: XCTestCase {
         XCTAssertLessThanOrEqual(logits.maxAbsDifference(hf), 1e-4 * scale + 1e-5)
         // The mixed Q8_0 / F16 base used by the fuzz cases loads and runs too.
         try Data(Self.baseGGUF.serialize().bytes).write(to: url)
-        XCTAssertNoThrow(try TextGenerator.load(path: url.path).model.logits([1, 2]))
+        XCTAssertNoThrow(try ModelLoader.open(url.path).textGenerator().model.logits([1, 2]))
     }
 }

@@ -47,7 +47,7 @@ final class GenerationControlsTests: XCTestCase {
     }
 
     static let cases = try! JSONDecoder().decode(Cases.self, from: Data(contentsOf: chatDir.appendingPathComponent("cases.json")))
-    static let generator = try! TextGenerator.load(path: chatDir.path)
+    static let generator = try! ModelLoader.open(chatDir.path).textGenerator()
 
     // MARK: - Logits processors
 
@@ -187,7 +187,7 @@ final class GenerationControlsTests: XCTestCase {
 
     func testBatchedDecodeGivesEachSequenceItsOwnLogits() throws {
         let dir = Self.fixtures.appendingPathComponent("models/llama_gqa")
-        guard let model = try ModelLoader.loadCausalLM(directory: dir) as? DecoderModel else { return XCTFail("not a DecoderModel") }
+        guard let model = try ModelLoader.open(dir).causalLM() as? DecoderModel else { return XCTFail("not a DecoderModel") }
         let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
         let ids = try ref.integers("input_ids")
         let hf = try ref.tensor("logits")  // [T, V]

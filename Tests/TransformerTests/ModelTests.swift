@@ -32,7 +32,7 @@ final class ModelTests: XCTestCase {
     }
 
     func checkCausalLM(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let model = try ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent(name))
+        let model = try ModelLoader.open(Self.root.appendingPathComponent(name)).causalLM()
         let ref = try reference(name)
         // 1. Full forward pass against HF logits.
         let logits = try model.logits(ref.inputIds)
@@ -65,7 +65,7 @@ final class ModelTests: XCTestCase {
     func testMixtralSlidingWindow() throws { try checkCausalLM("mixtral_window") }
 
     func testKVCacheBytesPerToken() throws {
-        let model = try ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("llama_gqa"))
+        let model = try ModelLoader.open(Self.root.appendingPathComponent("llama_gqa")).causalLM()
         let config = try ModelConfig.load(directory: Self.root.appendingPathComponent("llama_gqa"))
         let headDim = config.hiddenSize! / config.numAttentionHeads!
         let expected = config.numHiddenLayers! * 2 * config.numKeyValueHeads! * headDim * 4
@@ -91,7 +91,7 @@ final class ModelTests: XCTestCase {
 
     func assertLoadFails(_ config: [String: Any], contains words: [String], file: StaticString = #filePath, line: UInt = #line) throws {
         let dir = try makeModelDirectory(config: config)
-        XCTAssertThrowsError(try ModelLoader.load(directory: dir), file: file, line: line) { error in
+        XCTAssertThrowsError(try ModelLoader.open(dir).model, file: file, line: line) { error in
             for w in words { XCTAssertTrue("\(error)".contains(w), "'\(error)' should mention \(w)", file: file, line: line) }
         }
     }
@@ -134,7 +134,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testTokenOutOfRange() throws {
-        let model = try ModelLoader.loadCausalLM(directory: Self.root.appendingPathComponent("llama_gqa"))
+        let model = try ModelLoader.open(Self.root.appendingPathComponent("llama_gqa")).causalLM()
         XCTAssertThrowsError(try model.logits([1, 100_000])) { XCTAssertTrue("\($0)".contains("100000")) }
         XCTAssertThrowsError(try model.logits([])) { XCTAssertTrue("\($0)".contains("no input")) }
     }

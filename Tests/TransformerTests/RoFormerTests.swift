@@ -27,7 +27,7 @@ final class RoFormerTests: XCTestCase {
     }
 
     func loadModel() throws -> RoFormerForSequenceClassification {
-        guard case .sequenceClassifier(let model) = try ModelLoader.load(directory: Self.directory) else {
+        guard case .sequenceClassifier(let model) = try ModelLoader.open(Self.directory).model else {
             XCTFail("roformer should load as a sequence classifier")
             throw ModelError.invalidConfig("not a sequence classifier")
         }
@@ -187,7 +187,7 @@ final class RoFormerTests: XCTestCase {
         try FileManager.default.copyItem(at: Self.directory.appendingPathComponent("model.safetensors"),
                                          to: dir.appendingPathComponent("model.safetensors"))
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
-        XCTAssertThrowsError(try ModelLoader.load(directory: dir), file: file, line: line) { error in
+        XCTAssertThrowsError(try ModelLoader.open(dir).model, file: file, line: line) { error in
             for w in words { XCTAssertTrue("\(error)".contains(w), "'\(error)' should mention \(w)", file: file, line: line) }
         }
     }

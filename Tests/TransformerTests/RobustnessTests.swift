@@ -52,8 +52,8 @@ final class RobustnessTests: XCTestCase {
         }
     }
 
-    func loadGGUF(_ path: String) throws { _ = try TextGenerator.load(path: path).model.logits([1, 2]) }
-    func loadHF(_ dir: URL) throws { _ = try ModelLoader.loadCausalLM(directory: dir).logits([0, 1]) }
+    func loadGGUF(_ path: String) throws { _ = try ModelLoader.open(path).textGenerator().model.logits([1, 2]) }
+    func loadHF(_ dir: URL) throws { _ = try ModelLoader.open(dir).causalLM().logits([0, 1]) }
 
     // 1. head_count_kv missing or not dividing the heads (was: precondition in Tensor.embedding via the Q/K
     //    un-permutation).
@@ -88,7 +88,7 @@ final class RobustnessTests: XCTestCase {
         }
         assertError(["llama.rope.freq_base"]) { try loadGGUF(try gguf { $0["llama.rope.freq_base"] = .float64(.infinity) }) }
         do {
-            _ = try TextGenerator.load(path: try gguf { $0["llama.rope.freq_base"] = .float32(.nan) })
+            _ = try ModelLoader.open(try gguf { $0["llama.rope.freq_base"] = .float32(.nan) }).textGenerator()
         } catch {
             XCTAssertFalse("\(error)".contains("JSON"), "\(error)")
         }
@@ -104,7 +104,7 @@ final class RobustnessTests: XCTestCase {
             try loadHF(try hf { $0["max_position_embeddings"] = 1 << 31 })
         }
         // A large but legal context (2^24) loads without tabulating it: the RoPE table stops at 16384 positions.
-        let model = try TextGenerator.load(path: try gguf { $0["llama.context_length"] = .uint32(1 << 24) }).model
+        let model = try ModelLoader.open(try gguf { $0["llama.context_length"] = .uint32(1 << 24) }).textGenerator().model
         XCTAssertEqual(model.maxPositions, 1 << 24)
         XCTAssertEqual((model as? DecoderModel)?.layers.first.flatMap { ($0.attention as? GroupedQueryAttention)?.rope?.tabulatedPositions },
                        RoPE.maxTabulatedPositions)
@@ -114,7 +114,7 @@ final class RobustnessTests: XCTestCase {
     // 5. More tokens than max_position_embeddings (was: RoPE.apply precondition), and generation lengths that
     //    overflow.
     func testInputLongerThanContext() throws {
-        let model = try ModelLoader.loadCausalLM(directory: try hf { $0["max_position_embeddings"] = 2 })
+        let model = try ModelLoader.open(try hf { $0["max_position_embeddings"] = 2 }).causalLM()
         assertError(["context overflow", "max_position_embeddings", "3 positions"]) { _ = try model.logits([0, 1, 2]) }
         let cache = model.makeCache(capacity: 8)
         _ = try model.forward([0, 1], cache: cache)
@@ -128,7 +128,7 @@ final class RobustnessTests: XCTestCase {
             try model.generate(prompt: [0], options: GenerationOptions(maxNewTokens: Int.max), cache: partlyFilled)
         }
         XCTAssertEqual(try model.generate(prompt: [0], options: GenerationOptions(maxNewTokens: Int.min)).tokens, [])
-        let gg = try TextGenerator.load(path: try gguf { $0["llama.context_length"] = .uint32(2) }).model
+        let gg = try ModelLoader.open(try gguf { $0["llama.context_length"] = .uint32(2) }).textGenerator().model
         assertError(["context overflow", "max_position_embeddings"]) { _ = try gg.logits([0, 1, 2]) }
         XCTAssertNoThrow(try gg.logits([0, 1]))
     }
@@ -184,7 +184,7 @@ final class RobustnessTests: XCTestCase {
 
     // KV caches sized from user input.
     func testCacheCapacityIsChecked() throws {
-        let model = try ModelLoader.loadCausalLM(directory: Self.llamaDir)
+        let model = try ModelLoader.open(Self.llamaDir).causalLM()
         assertError(["capacity", "got 0"]) { _ = try model.checkedCache(capacity: 0) }
         assertError(["context overflow", "max_position_embeddings"]) { _ = try model.checkedCache(capacity: 1 << 40) }
         assertError(["does not fit in memory"]) { _ = try KVCache.checked(capacity: 1 << 40, widths: [(key: 1 << 20, value: 1 << 20)]) }

@@ -53,7 +53,7 @@ final class SamplerTests: XCTestCase {
 
     func testGenerationStopsAtStopToken() throws {
         let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("models/llama_gqa")
-        let model = try ModelLoader.loadCausalLM(directory: dir)
+        let model = try ModelLoader.open(dir).causalLM()
         let free = try model.generate(prompt: [3, 4, 5], options: GenerationOptions(maxNewTokens: 6))
         let stop = free.tokens[2]
         let stopped = try model.generate(prompt: [3, 4, 5], options: GenerationOptions(maxNewTokens: 6, stopTokens: [stop]))

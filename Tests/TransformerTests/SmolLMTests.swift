@@ -21,7 +21,7 @@ final class SmolLMTests: XCTestCase {
             throw XCTSkip("SmolLM2 GGUF not found at \(Self.modelPath): run scripts/get-model.sh (scripts/test.sh does)")
         }
         if let g = Self.loaded { return g }
-        let g = try TextGenerator.load(path: Self.modelPath)
+        let g = try ModelLoader.open(Self.modelPath).textGenerator()
         Self.loaded = g
         return g
     }
