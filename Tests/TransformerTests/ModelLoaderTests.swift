@@ -8,21 +8,10 @@ import XCTest
 ///
 /// Outside references: the HF transformers logits of the model fixtures (`scripts/fixtures/models.py`,
 /// `scripts/fixtures/families.py`), tolerance |ours − HF| ≤ 1e-4 · max|HF| + 1e-5 as in ``ModelTests``.
-final class ModelLoaderTests: XCTestCase {
+final class ModelLoaderTests: ScratchTestCase {
     static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
     static let models = fixtures.appendingPathComponent("models")
     static let families = fixtures.appendingPathComponent("families")
-
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
 
     func assertClose(_ ours: Tensor, _ ref: Tensor, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(ours.shape, ref.shape, "\(label): shape", file: file, line: line)
@@ -30,17 +19,6 @@ final class ModelLoaderTests: XCTestCase {
         let scale = ref.withUnsafeBufferPointer { $0.map(abs).max() ?? 1 }
         let diff = ours.maxAbsDifference(ref)
         XCTAssertLessThanOrEqual(diff, 1e-4 * scale + 1e-5, "\(label): max |diff| \(diff), max |ref| \(scale)", file: file, line: line)
-    }
-
-    func assertError(_ needles: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("no error thrown (expected one naming \(needles))", file: file, line: line)
-        } catch {
-            for n in needles {
-                XCTAssertTrue("\(error)".contains(n), "error does not name '\(n)': \(error)", file: file, line: line)
-            }
-        }
     }
 
     /// `llama_gqa` as its HF folder and as a GGUF file written from it: one call opens both, to the same config and

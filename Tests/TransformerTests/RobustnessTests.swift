@@ -6,19 +6,8 @@ import Transformer
 /// one test per cause, each asserting that the input is rejected with an error whose message names the field or
 /// tensor at fault. The inputs are the `llama_gqa` fixture as a GGUF (``GGUFTestWriter``) or as its HF directory,
 /// with one field changed.
-final class RobustnessTests: XCTestCase {
+final class RobustnessTests: ScratchTestCase {
     static let llamaDir = FuzzTests.models.appendingPathComponent("llama_gqa")
-
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("robustness-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
 
     /// The llama GGUF after `edit`, written to disk.
     func gguf(_ edit: (inout GGUFTestWriter) -> Void) throws -> String {
@@ -38,18 +27,6 @@ final class RobustnessTests: XCTestCase {
         edit(&config)
         try JSONSerialization.data(withJSONObject: config).write(to: url)
         return dir
-    }
-
-    /// Asserts that `body` throws an error whose description contains every one of `needles`.
-    func assertError(_ needles: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("no error thrown (expected one naming \(needles))", file: file, line: line)
-        } catch {
-            for n in needles {
-                XCTAssertTrue("\(error)".contains(n), "error does not name '\(n)': \(error)", file: file, line: line)
-            }
-        }
     }
 
     func loadGGUF(_ path: String) throws { _ = try ModelLoader.open(path).textGenerator().model.logits([1, 2]) }
