@@ -1,11 +1,11 @@
 /// Batched decoding: one forward pass advances k independent sequences by one token each.
 ///
-///     x = embed(tokens)                          [k, hidden]   one row per sequence
-///     for layer:
+///     x = embed(tokens)                          [k, hidden]   one row per sequence (× Gemma's scale)
+///     for layer (the same residual structure and norms as a lone step, ``DecoderLayer``):
 ///         qkv = norm(x)·Wqkvᵀ                    [k, …]        one product over all k rows
 ///         per sequence i: RoPE at its own position, append k/v to ITS cache, attend over ITS prefix
-///         x += o·Woᵀ;  x += ffn(norm(x))         one product each over all k rows
-///     logits = lmHead(norm(x))                   [k, vocab]
+///         x += o·Woᵀ;  x += ffn(norm(x))         one product each over all k rows (``FeedForward/rowwise(_:)``)
+///     logits = lmHead(norm(x))                   [k, vocab]    (soft-capped like a lone step)
 ///
 /// The sequences share every weight matrix and nothing else: each has its own KV cache and position. Decode is bound
 /// by reading the weights, so reading them once per step for k sequences instead of k times is where continuous
@@ -23,19 +23,17 @@ extension DecoderModel {
     ///   written then).
     public func decodeStep(_ tokens: [Int], caches: [KVCache]) throws -> Tensor {
         guard !tokens.isEmpty, tokens.count == caches.count else { throw GenerationError.emptyInput }
-        for t in tokens where t < 0 || t >= embedding.shape[0] {
-            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embedding.shape[0])
-        }
+        try checkTokens(tokens)
         for c in caches { try c.reserve(1) }
         let positions = caches.map(\.length)
-        var x = embedding.embedding(tokens)  // [k, hidden]
+        var x = embed(tokens)  // [k, hidden]
         for (l, layer) in layers.enumerated() {
             let stores = caches.map { $0.layers[l] }
-            let h = x + mix(layer.attention, layer.attentionNorm(x), caches: stores, positions: positions)
-            x = h + feedForward(layer.feedForward, layer.feedForwardNorm(h))
+            x = layer.forward(x, mix: { mix(layer.attention, $0, caches: stores, positions: positions) },
+                              feedForward: { layer.feedForward.rowwise($0) })
         }
         for c in caches { c.advance(by: 1) }
-        return lmHead.rowwise(norm(x))
+        return capped(lmHead.rowwise(norm(x)))
     }
 
     /// Attention for one row per sequence.
@@ -59,11 +57,6 @@ extension DecoderModel {
             }
         }
         return gqa.output.rowwise(out)
-    }
-
-    private func feedForward(_ ffn: any FeedForward, _ x: Tensor) -> Tensor {
-        guard let mlp = ffn as? SwiGLU else { return ffn(x) }
-        return mlp.down.rowwise(SwiGLU.activate(mlp.gateUp.rowwise(x), intermediate: mlp.intermediateSize))
     }
 }
 

@@ -13,9 +13,20 @@ public protocol TokenMixer: Sendable {
 public protocol FeedForward: Sendable {
     /// `x` is `[n, hidden]`; returns `[n, hidden]`.
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// The same for `[k, hidden]` rows of k independent sequences (a batched decode step), each row computed as it
+    /// would be alone (``Linear/rowwise(_:)``). Default: ``callAsFunction(_:)``.
+    func rowwise(_ x: Tensor) -> Tensor
 }
 
-extension SwiGLU: FeedForward {}
+extension FeedForward {
+    public func rowwise(_ x: Tensor) -> Tensor { self(x) }
+}
+
+extension SwiGLU: FeedForward {
+    public func rowwise(_ x: Tensor) -> Tensor {
+        down.rowwise(SwiGLU.activate(gateUp.rowwise(x), intermediate: intermediateSize))
+    }
+}
 
 /// One pre-norm decoder layer: `x += mix(norm₁(x)); x += ffn(norm₂(x))`.
 ///
@@ -39,7 +50,13 @@ public struct DecoderLayer: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor, cache: KVCache.Layer, position: Int) -> Tensor {
-        var a = attention(attentionNorm(x), cache: cache, position: position)
+        forward(x, mix: { attention($0, cache: cache, position: position) }, feedForward: { feedForward($0) })
+    }
+
+    /// The layer's residual structure with its two sub-layers supplied: one sequence (``callAsFunction(_:cache:position:)``)
+    /// or one row per sequence (``DecoderModel/decodeStep(_:caches:)``) run the same norms and adds.
+    func forward(_ x: Tensor, mix: (Tensor) -> Tensor, feedForward: (Tensor) -> Tensor) -> Tensor {
+        var a = mix(attentionNorm(x))
         if let postAttentionNorm { a = postAttentionNorm(a) }
         let h = x + a
         var f = feedForward(feedForwardNorm(h))
@@ -103,16 +120,13 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// Final-norm hidden states `[n, hidden]` of `tokens` at positions `cache.length…` (appends them to the cache).
     public func hiddenStates(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         guard !tokens.isEmpty else { throw GenerationError.emptyInput }
-        for t in tokens where t < 0 || t >= embeddingTable.outFeatures {
-            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embeddingTable.outFeatures)
-        }
+        try checkTokens(tokens)
         guard tokens.count <= maxPositions - cache.length else {
             throw GenerationError.contextTooLong(needed: cache.length + tokens.count, maxPositions: maxPositions)
         }
         try cache.reserve(tokens.count)
         let position = cache.length
-        var x = embeddingTable.weightRows(tokens)
-        if let embeddingScale { x = x * embeddingScale }
+        var x = embed(tokens)
         for (layer, store) in zip(layers, cache.layers) { x = layer(x, cache: store, position: position) }
         cache.advance(by: tokens.count)
         return norm(x)
@@ -120,6 +134,20 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
 
     public func forward(_ tokens: [Int], cache: KVCache) throws -> Tensor {
         capped(lmHead(try hiddenStates(tokens, cache: cache)))
+    }
+
+    /// The embedding rows of `tokens` `[n, hidden]` (only those rows are dequantised from a stored table), times
+    /// ``embeddingScale``. The ids must be in range.
+    func embed(_ tokens: [Int]) -> Tensor {
+        let x = embeddingTable.weightRows(tokens)
+        return embeddingScale.map { x * $0 } ?? x
+    }
+
+    /// Throws unless every id is in `0..<vocabulary` (the embedding table's rows).
+    func checkTokens(_ tokens: [Int]) throws {
+        for t in tokens where t < 0 || t >= embeddingTable.outFeatures {
+            throw GenerationError.tokenOutOfRange(id: t, vocabularySize: embeddingTable.outFeatures)
+        }
     }
 
     /// Applies ``logitSoftcap`` (if any) to logits.

@@ -106,9 +106,14 @@ public struct GeGLU: FeedForward, ParameterCounting {
         }
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let n = down.inFeatures
-        let gu = gateUp(x)
+    public func callAsFunction(_ x: Tensor) -> Tensor { down(GeGLU.activate(gateUp(x), intermediate: down.inFeatures)) }
+
+    public func rowwise(_ x: Tensor) -> Tensor {
+        down.rowwise(GeGLU.activate(gateUp.rowwise(x), intermediate: down.inFeatures))
+    }
+
+    /// `[tokens, 2I]` (gate | up) → `[tokens, I]` = gelu_tanh(gate) ⊙ up.
+    static func activate(_ gu: Tensor, intermediate n: Int) -> Tensor {
         let rows = gu.count / (2 * n)
         var out = Tensor(uninitializedShape: [rows, n])
         gu.withUnsafeBufferPointer { src in
@@ -119,6 +124,6 @@ public struct GeGLU: FeedForward, ParameterCounting {
                 }
             }
         }
-        return down(out)
+        return out
     }
 }

@@ -185,12 +185,12 @@ final class GenerationControlsTests: XCTestCase {
 
     // MARK: - Batched decode and the scheduler
 
-    func testBatchedDecodeGivesEachSequenceItsOwnLogits() throws {
-        let dir = Self.fixtures.appendingPathComponent("models/llama_gqa")
-        guard let model = try ModelLoader.open(dir).causalLM() as? DecoderModel else { return XCTFail("not a DecoderModel") }
-        let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
-        let ids = try ref.integers("input_ids")
-        let hf = try ref.tensor("logits")  // [T, V]
+    /// Three sequences at different lengths advanced by one batched step: each row must match HF's logits at that
+    /// position (1e-4 · max + 1e-5) and the lone decode step of the same sequence (1e-5 · max; exactly equal when
+    /// every matrix is stored quantised, `bitIdentical`).
+    func checkBatchedDecode(_ model: any CausalLanguageModel, ids: [Int], hf: Tensor?, bitIdentical: Bool = false,
+                            _ label: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard let model = model as? DecoderModel else { return XCTFail("\(label): not a DecoderModel", file: file, line: line) }
         let lengths = [ids.count - 1, 2, ids.count / 2]
         let batchCaches = lengths.map { _ in model.makeCache(capacity: ids.count) }
         let aloneCaches = lengths.map { _ in model.makeCache(capacity: ids.count) }
@@ -199,19 +199,50 @@ final class GenerationControlsTests: XCTestCase {
             _ = try model.forward(Array(ids[..<n]), cache: aloneCaches[i])
         }
         let batched = try model.decodeStep(lengths.map { ids[$0] }, caches: batchCaches)
-        XCTAssertEqual(batched.shape, [3, model.vocabularySize])
-        let vocab = model.vocabularySize
+        XCTAssertEqual(batched.shape, [3, model.vocabularySize], label, file: file, line: line)
         for (i, n) in lengths.enumerated() {
             let row = batched.sliced(axis: 0, i..<(i + 1)).reshaped([-1])
             let alone = try model.lastLogits([ids[n]], cache: aloneCaches[i])
-            let hfRow = hf.sliced(axis: 0, n..<(n + 1)).reshaped([-1])
-            let scale = hfRow.withUnsafeBufferPointer { $0.map(abs).max()! }
-            XCTAssertLessThanOrEqual(row.maxAbsDifference(hfRow), 1e-4 * scale + 1e-5, "sequence \(i) vs HF")
-            XCTAssertLessThanOrEqual(row.maxAbsDifference(alone), 1e-5 * scale, "sequence \(i) batched vs alone")
-            XCTAssertEqual(batchCaches[i].length, n + 1)
-            XCTAssertEqual(row.count, vocab)
+            let scale = alone.withUnsafeBufferPointer { $0.map(abs).max()! }
+            if bitIdentical {
+                XCTAssertEqual(row.maxAbsDifference(alone), 0, "\(label) sequence \(i): batched vs alone", file: file, line: line)
+            } else {
+                XCTAssertLessThanOrEqual(row.maxAbsDifference(alone), 1e-5 * scale, "\(label) sequence \(i): batched vs alone",
+                                         file: file, line: line)
+            }
+            if let hf {
+                let hfRow = hf.sliced(axis: 0, n..<(n + 1)).reshaped([-1])
+                let hfScale = hfRow.withUnsafeBufferPointer { $0.map(abs).max()! }
+                XCTAssertLessThanOrEqual(row.maxAbsDifference(hfRow), 1e-4 * hfScale + 1e-5, "\(label) sequence \(i) vs HF",
+                                         file: file, line: line)
+            }
+            XCTAssertEqual(batchCaches[i].length, n + 1, file: file, line: line)
         }
-        XCTAssertThrowsError(try model.decodeStep([vocab], caches: [model.makeCache(capacity: 4)]))
+        XCTAssertThrowsError(try model.decodeStep([model.vocabularySize], caches: [model.makeCache(capacity: 4)]),
+                             file: file, line: line)
+    }
+
+    /// Every family's decoder (Gemma 2's sandwich norms, embedding scale and logit soft-cap; Qwen3's q/k norms;
+    /// sliding windows; MoE and MLA layers, which run per sequence) against HF and against its own lone steps.
+    func testBatchedDecodeGivesEachSequenceItsOwnLogits() throws {
+        for path in ["models/llama_gqa", "models/mixtral_window", "models/deepseek_v3_qlora", "families/gemma2",
+                     "families/qwen3", "families/qwen2_tied", "families/phi3"] {
+            let dir = Self.fixtures.appendingPathComponent(path)
+            let ref = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
+            try checkBatchedDecode(try ModelLoader.open(dir).causalLM(), ids: try ref.integers("input_ids"),
+                                   hf: try ref.tensor("logits"), path)
+        }
+    }
+
+    /// A GGUF whose matrices are all Q8_0 (tied head included): the batched rows equal the lone steps bit for bit.
+    func testBatchedDecodeOnQuantizedModelIsBitIdentical() throws {
+        let dir = Self.fixtures.appendingPathComponent("models/llama_gqa")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batched-q8-\(getpid()).gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(GGUFTestWriter.llama(from: dir, type: { $0.hasSuffix("norm.weight") ? 0 : 8 }).serialize().bytes).write(to: url)
+        let model = try ModelLoader.open(url).causalLM()
+        let ids = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors")).integers("input_ids")
+        try checkBatchedDecode(model, ids: ids, hf: nil, bitIdentical: true, "llama_gqa Q8_0")
     }
 
     /// Collects a scheduler request's events.
