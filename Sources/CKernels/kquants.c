@@ -309,6 +309,52 @@ static inline float finish(float acc, const float *y, float beta) { return beta 
     }                                                                                                                \
     return 0;
 
+/// Multi-input GEMV (a batched decode step: one input per sequence) for block type DEQ: per weight row, each block
+/// is decoded into `buf` ONCE and dotted with every input, each input's accumulator taking exactly the operations
+/// of GEMV_BODY (the same DOT on the same buf and x, blocks in the same order), so output (i, r) is bit-identical
+/// to the one-input GEMV of input i. DOTN(buf, E, xs, ldx, acc) may take a full group of NXB inputs at once (it must
+/// perform each input's DOT operations in the same order); a partial group uses DOT input by input.
+#define NXB 8
+#define ROWS_BODY(DEQ, E, N, ACC_T, ACC_ZERO, DOT, DOTN, HSUM)                                                        \
+    float buf[E] __attribute__((aligned(64)));                                                                       \
+    const ptrdiff_t nb = k / (E);                                                                                    \
+    for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {                                                                     \
+        const ptrdiff_t ni = nx - i0 < NXB ? nx - i0 : NXB;                                                          \
+        const float *xs = x + i0 * ldx;                                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                                                       \
+            const uint8_t *row = (const uint8_t *)w + r * ldw;                                                       \
+            ACC_T acc[NXB];                                                                                          \
+            for (int i = 0; i < NXB; i++) acc[i] = ACC_ZERO;                                                         \
+            for (ptrdiff_t b = 0; b < nb; b++) {                                                                     \
+                DEQ(row + (N) * b, buf);                                                                             \
+                if (ni == NXB)                                                                                       \
+                    DOTN(buf, E, xs + (E) * b, ldx, acc);                                                            \
+                else                                                                                                 \
+                    for (ptrdiff_t i = 0; i < ni; i++) acc[i] = DOT(buf, xs + i * ldx + (E) * b, E, acc[i]);         \
+            }                                                                                                        \
+            for (ptrdiff_t i = 0; i < ni; i++) {                                                                     \
+                float *yi = y + (i0 + i) * ldy + r;                                                                  \
+                *yi = finish(HSUM(acc[i]), yi, beta);                                                                \
+            }                                                                                                        \
+        }                                                                                                            \
+    }
+
+/// The multi-input GEMV of every block type with a one-block decoder, for one path.
+#define ROWS_SWITCH(ACC_T, ACC_ZERO, DOT, DOTN, HSUM)                                                                \
+    switch (type) {                                                                                                  \
+    case T_Q4_0: { ROWS_BODY(deq_q4_0, 32, 18, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                         \
+    case T_Q4_1: { ROWS_BODY(deq_q4_1, 32, 20, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                         \
+    case T_Q5_0: { ROWS_BODY(deq_q5_0, 32, 22, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                         \
+    case T_Q5_1: { ROWS_BODY(deq_q5_1, 32, 24, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                         \
+    case T_Q8_0: { ROWS_BODY(deq_q8_0, 32, 34, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                         \
+    case T_Q2_K: { ROWS_BODY(deq_q2_K, QK_K, 84, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                       \
+    case T_Q3_K: { ROWS_BODY(deq_q3_K, QK_K, 110, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                      \
+    case T_Q4_K: { ROWS_BODY(deq_q4_K, QK_K, 144, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                      \
+    case T_Q5_K: { ROWS_BODY(deq_q5_K, QK_K, 176, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                      \
+    case T_Q6_K: { ROWS_BODY(deq_q6_K, QK_K, 210, ACC_T, ACC_ZERO, DOT, DOTN, HSUM) return 1; }                      \
+    }                                                                                                                \
+    return 0;
+
 INLINE float dot_portable(const float *a, const float *x, int n, float acc) {
     for (int i = 0; i < n; i++) acc += a[i] * x[i];
     return acc;
@@ -318,6 +364,17 @@ INLINE float hsum_portable(float acc) { return acc; }
 static int gemv_portable(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
                          ptrdiff_t rows, float beta) {
     GEMV_SWITCH(float, 0.0f, dot_portable, hsum_portable)
+}
+
+/// NXB inputs one after another, each exactly as DOT.
+#define DOTN_EACH(DOT)                                                                                               \
+    for (int i = 0; i < NXB; i++) acc[i] = DOT(a, xs + i * ldx, n, acc[i]);
+
+INLINE void dotn_portable(const float *a, int n, const float *xs, ptrdiff_t ldx, float *acc) { DOTN_EACH(dot_portable) }
+
+static int rows_portable(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
+                         ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    ROWS_SWITCH(float, 0.0f, dot_portable, dotn_portable, hsum_portable)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -368,6 +425,13 @@ AVX2 static int gemv_avx2(int type, const void *w, ptrdiff_t ldw, const float *x
     const acc256 zero = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     GEMV_SWITCH(acc256, zero, dot_avx2, hsum_avx2)
 }
+/// Eight inputs' accumulators would fill all sixteen ymm registers: DOT input by input (buf stays in L1).
+AVX2 static inline void dotn_avx2(const float *a, int n, const float *xs, ptrdiff_t ldx, acc256 *acc) { DOTN_EACH(dot_avx2) }
+AVX2 static int rows_avx2(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
+                          ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    const acc256 zero = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    ROWS_SWITCH(acc256, zero, dot_avx2, dotn_avx2, hsum_avx2)
+}
 
 typedef struct { __m512 a, b; } acc512;
 AVX512 static inline acc512 dot_avx512(const float *a, const float *x, int n, acc512 acc) {
@@ -379,11 +443,28 @@ AVX512 static inline acc512 dot_avx512(const float *a, const float *x, int n, ac
     return acc;
 }
 AVX512 static inline float hsum_avx512(acc512 acc) { return _mm512_reduce_add_ps(_mm512_add_ps(acc.a, acc.b)); }
+/// dot_avx512 for NXB inputs at once: each 32-weight step of buf is loaded once into two registers and multiplied
+/// with every input; input i's accumulators see the FMAs of dot_avx512(a, xs + i·ldx, n, acc[i]) in the same order.
+AVX512 static inline void dotn_avx512(const float *a, int n, const float *xs, ptrdiff_t ldx, acc512 *acc) {
+    acc512 c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3], c4 = acc[4], c5 = acc[5], c6 = acc[6], c7 = acc[7];
+    for (int i = 0; i + 32 <= n; i += 32) {
+        const __m512 w0 = _mm512_load_ps(a + i), w1 = _mm512_load_ps(a + i + 16);
+#define DOTN_STEP(C, J)                                                                                              \
+    C.a = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs + (J) * ldx + i), C.a);                                             \
+    C.b = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + (J) * ldx + i + 16), C.b);
+        DOTN_STEP(c0, 0) DOTN_STEP(c1, 1) DOTN_STEP(c2, 2) DOTN_STEP(c3, 3)
+        DOTN_STEP(c4, 4) DOTN_STEP(c5, 5) DOTN_STEP(c6, 6) DOTN_STEP(c7, 7)
+#undef DOTN_STEP
+    }
+    acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5, acc[6] = c6, acc[7] = c7;
+}
 /// Q5_0 / Q5_1 rows without the buffer (the formats of most SmolLM-sized "K" files, whose 576-wide rows are no
 /// multiple of 256): per block the 32 5-bit values are built in two 16-lane registers — nibbles widened to 32 bits,
 /// the fifth bit OR-ed in under the block's qh bit mask — and summed factored, d·Σ(q − 16)·x or d·Σq·x + m·Σx (scales
 /// converted by F16C). Two rows at a time share the loads of x and interleave their FMA chains.
-AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+/// One Q5 block's 32 values as floats (q − 16 for Q5_0, q for Q5_1; lanes 0–15 and 16–31) and its d and m.
+typedef struct { __m512 lo, hi, d, m; } q5_values;
+AVX512 static inline q5_values q5_decode(int has_min, const uint8_t *blk) {
     const int bytes = has_min ? 24 : 22;
     const __m512i low4 = _mm512_set1_epi32(0x0F), bit5 = _mm512_set1_epi32(16), off = _mm512_set1_epi32(has_min ? 0 : 16);
     uint32_t qh;
@@ -392,15 +473,22 @@ AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, _
     __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
     lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, bit5);
     hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, bit5);
-    __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, off)), x0);
-    t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi, off)), x1, t);
-    uint16_t d16, m16;
+    uint16_t d16, m16 = 0;
     memcpy(&d16, blk, 2);
-    *acc = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(d16)), t, *acc);
-    if (has_min) {
-        memcpy(&m16, blk + 2, 2);
-        *accm = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(m16)), _mm512_add_ps(x0, x1), *accm);
-    }
+    if (has_min) memcpy(&m16, blk + 2, 2);
+    q5_values v = {_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, off)), _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, off)),
+                   _mm512_set1_ps(_cvtsh_ss(d16)), _mm512_set1_ps(_cvtsh_ss(m16))};
+    return v;
+}
+/// Adds one decoded block's product with x (x0 = elements 0–15, x1 = 16–31): d·Σq·x into acc, m·Σx into accm.
+AVX512 static inline void q5_accumulate(int has_min, q5_values v, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+    __m512 t = _mm512_mul_ps(v.lo, x0);
+    t = _mm512_fmadd_ps(v.hi, x1, t);
+    *acc = _mm512_fmadd_ps(v.d, t, *acc);
+    if (has_min) *accm = _mm512_fmadd_ps(v.m, _mm512_add_ps(x0, x1), *accm);
+}
+AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+    q5_accumulate(has_min, q5_decode(has_min, blk), x0, x1, acc, accm);
 }
 
 AVX512 static void gemv_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
@@ -425,6 +513,48 @@ AVX512 static void gemv_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, 
             q5_block(has_min, row + b * bytes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
         y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc, accm)), y + r, beta);
     }
+}
+
+/// gemv_q5_avx512 for nx inputs: each block decoded once, then accumulated into every input's registers with the
+/// operations q5_block performs for that input alone (bit-identical outputs).
+AVX512 static void rows_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx,
+                                  ptrdiff_t nx, ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    const ptrdiff_t nb = k / 32, bytes = has_min ? 24 : 22;
+    for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {
+        const ptrdiff_t ni = nx - i0 < NXB ? nx - i0 : NXB;
+        const float *xs = x + i0 * ldx;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const uint8_t *row = w + r * ldw;
+            __m512 acc[NXB], accm[NXB];
+            for (int i = 0; i < NXB; i++) acc[i] = accm[i] = _mm512_setzero_ps();
+            for (ptrdiff_t b = 0; b < nb; b++) {
+                const q5_values v = q5_decode(has_min, row + b * bytes);
+                if (ni == NXB) {
+                    for (int i = 0; i < NXB; i++)
+                        q5_accumulate(has_min, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
+                                      _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
+                } else {
+                    for (ptrdiff_t i = 0; i < ni; i++)
+                        q5_accumulate(has_min, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
+                                      _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
+                }
+            }
+            for (ptrdiff_t i = 0; i < ni; i++) {
+                float *yi = y + (i0 + i) * ldy + r;
+                *yi = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc[i], accm[i])), yi, beta);
+            }
+        }
+    }
+}
+
+AVX512 static int rows_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
+                              ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    if (type == T_Q5_0 || type == T_Q5_1) {
+        rows_q5_avx512(type == T_Q5_1, (const uint8_t *)w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
+        return 1;
+    }
+    const acc512 zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    ROWS_SWITCH(acc512, zero, dot_avx512, dotn_avx512, hsum_avx512)
 }
 
 AVX512 static int gemv_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
@@ -495,4 +625,20 @@ int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdif
     if (path >= CK_PATH_AVX2) return gemv_avx2(type, w, ldw, x, k, y, rows, beta);
 #endif
     return gemv_portable(type, w, ldw, x, k, y, rows, beta);
+}
+
+int ck_quant_gemv_rows(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k,
+                       float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    int e = ck_quant_block_elements(type);
+    if (e == 0 || k % e != 0) return 0;
+    if (e == 1) {  // F32 / F16 / BF16 rows: the one-input product per input
+        for (ptrdiff_t i = 0; i < nx; i++) gemv_plain(type, w, ldw, x + i * ldx, k, y + i * ldy, rows, beta);
+        return 1;
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    int path = ck_kernel_path();
+    if (path >= CK_PATH_AVX512) return rows_avx512(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
+    if (path >= CK_PATH_AVX2) return rows_avx2(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
+#endif
+    return rows_portable(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
 }

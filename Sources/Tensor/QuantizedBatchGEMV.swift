@@ -2,34 +2,38 @@ import CKernels
 
 extension QuantizedMatrix {
     /// `y[i·ldy + r] = beta · y[i·ldy + r] + Σ_j W[r, j] · x[i·ldx + j]` for `count` input vectors at once: a batched
-    /// decode step (one row per sequence) reads the quantised weights once instead of once per sequence.
+    /// decode step (one row per sequence) reads and decodes the quantised weights once instead of once per sequence.
     ///
-    /// Row i of the result is bit-identical to ``gemv(_:into:beta:)`` on vector i (`Sources/CKernels/quant_gemv_rows.c`
-    /// repeats the one-vector kernel's operations per row and input), so a sequence gets the same numbers batched or
-    /// alone. Large matrices are split into row panels across ``Threading/workers``.
+    /// Row i of the result is bit-identical to ``gemv(_:into:beta:)`` on vector i: each format's multi-input kernel
+    /// repeats its one-input kernel's operations per input (`quant_gemv_rows.c` for Q8_0 / Q4_0 / Q4_1,
+    /// `ck_quant_gemv_rows` in `kquants.c` for the others), so a sequence gets the same numbers batched or alone.
+    /// Parts of a concatenated matrix (fused Q/K/V of different formats) are multiplied in place, each by its own
+    /// kernel; large matrices are split into row panels across ``Threading/workers``.
     public func gemv(rows x: UnsafePointer<Float>, count: Int, stride ldx: Int, into y: UnsafeMutablePointer<Float>,
                      stride ldy: Int, beta: Float) {
-        let kernel: (UnsafeRawPointer?, Int, UnsafePointer<Float>?, Int, Int, Int, UnsafeMutablePointer<Float>?, Int, Int, Float) -> Void
-        switch type {
-        case .q8_0: kernel = ck_gemv_rows_q8_0
-        case .q4_0: kernel = ck_gemv_rows_q4_0
-        case .q4_1: kernel = ck_gemv_rows_q4_1
-        default:
-            for i in 0..<count { gemv(x + i * ldx, into: y + i * ldy, beta: beta) }
+        guard count > 0, rows > 0 else { return }
+        let workers = Threading.workers
+        guard workers > 1, rows * cols >= Self.parallelThreshold, !Threading.isInsideParallelRegion else {
+            for c in chunks(panel: rows) { Self.gemv(c, x, count: count, ldx, cols, y + c.firstRow, ldy, beta) }
             return
         }
-        withUnsafeBytes { bytes in
-            let (w, ldw, k) = (bytes.baseAddress!, rowBytes, cols)
-            let workers = Threading.workers
-            guard workers > 1, rows * cols >= Self.parallelThreshold, !Threading.isInsideParallelRegion else {
-                kernel(w, ldw, x, ldx, count, k, y, ldy, rows, beta)
-                return
-            }
-            let panel = ((rows + workers - 1) / workers + 3) / 4 * 4
-            parallelFor((rows + panel - 1) / panel) { p in
-                let start = p * panel
-                kernel(w + start * ldw, ldw, x, ldx, count, k, y + start, ldy, min(panel, rows - start), beta)
-            }
+        // Panels of a multiple of 4 rows, about two per worker and part (as the one-input product).
+        let panel = max(4, ((rows + 2 * workers - 1) / (2 * workers) + 3) / 4 * 4)
+        let work = chunks(panel: panel)
+        parallelFor(work.count) { i in
+            let c = work[i]
+            Self.gemv(c, x, count: count, ldx, cols, y + c.firstRow, ldy, beta)
+        }
+    }
+
+    /// One chunk's product with `count` inputs.
+    private static func gemv(_ c: Chunk, _ x: UnsafePointer<Float>, count: Int, _ ldx: Int, _ k: Int,
+                             _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ beta: Float) {
+        switch c.type {
+        case .q8_0: ck_gemv_rows_q8_0(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
+        case .q4_0: ck_gemv_rows_q4_0(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
+        case .q4_1: ck_gemv_rows_q4_1(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
+        default: _ = ck_quant_gemv_rows(Int32(c.type.rawValue), c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
         }
     }
 }

@@ -124,7 +124,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public static let parallelThreshold = 64 * 1024
 
     /// A contiguous run of rows in one part: the unit of work.
-    private struct Chunk {
+    struct Chunk {
         let type: GGMLType
         let base: UnsafeRawPointer
         let rowBytes: Int
@@ -133,7 +133,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     /// The rows cut into chunks of at most `panel` rows, never spanning two parts.
-    private func chunks(panel: Int) -> [Chunk] {
+    func chunks(panel: Int) -> [Chunk] {
         var out: [Chunk] = []
         var row = 0
         for p in parts {

@@ -166,6 +166,43 @@ final class KQuantTests: XCTestCase {
         checkProduct(o, ref2, w: weights, x: x2, m: 2, n: all.rows, k: 512, "concatenated gemm")
     }
 
+    /// The batched GEMV (``QuantizedMatrix/gemv(rows:count:stride:into:stride:beta:)``, a decode step for several
+    /// sequences) of every format here and of a matrix concatenated from all of them (each part by its own kernel):
+    /// output i bit-identical to the one-input GEMV on input i, on every path, for 1, 3, 8 (one full group) and 11
+    /// inputs, with beta 0 and 1; and within the float64 tolerance of the dequantised product.
+    func testBatchedGEMVEqualsOneInputGEMVOnEveryPath() throws {
+        let (gguf, _) = try open()
+        var matrices = try Self.names().map { ($0, try XCTUnwrap(try gguf.quantizedMatrix($0))) }
+        let sevens = Self.types.map { t in matrices.first { $0.0 == "\(t).7x512" }!.1 }
+        matrices.append(("concatenated", try XCTUnwrap(QuantizedMatrix.concatenatingRows(sevens))))
+        var g = SeededGenerator(seed: 7)
+        for path in CPU.supportedKernelPaths {
+            CPU.withKernelPath(path) {
+                for (name, q) in matrices {
+                    let w = q.dequantized().scalars
+                    for (count, beta) in [(1, Float(0)), (3, 1), (8, 0), (11, 1)] {
+                        let x = (0..<(count * q.cols)).map { _ in Float(g.nextUniform() * 2 - 1) }
+                        let y0 = (0..<(count * q.rows)).map { _ in Float(g.nextUniform()) }
+                        var batched = y0, alone = y0
+                        x.withUnsafeBufferPointer { xp in
+                            batched.withUnsafeMutableBufferPointer {
+                                q.gemv(rows: xp.baseAddress!, count: count, stride: q.cols, into: $0.baseAddress!, stride: q.rows, beta: beta)
+                            }
+                            alone.withUnsafeMutableBufferPointer { yp in
+                                for i in 0..<count { q.gemv(xp.baseAddress! + i * q.cols, into: yp.baseAddress! + i * q.rows, beta: beta) }
+                            }
+                        }
+                        XCTAssertEqual(batched.map(\.bitPattern), alone.map(\.bitPattern), "\(path) \(name) × \(count) inputs")
+                        let plain = zip(batched, y0).map { $0 - beta * $1 }
+                        checkProduct(plain, (0..<count).flatMap { i in (0..<q.rows).map { r in
+                            Float((0..<q.cols).reduce(0.0) { $0 + Double(w[r * q.cols + $1]) * Double(x[i * q.cols + $1]) })
+                        } }, w: w, x: x, m: count, n: q.rows, k: q.cols, "\(path) \(name) × \(count) inputs vs float64")
+                    }
+                }
+            }
+        }
+    }
+
     /// A matrix read in place keeps the mapping alive after its GGUFFile is gone.
     func testMappedMatrixOutlivesFile() throws {
         var q: QuantizedMatrix?

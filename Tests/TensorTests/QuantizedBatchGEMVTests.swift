@@ -37,7 +37,7 @@ final class QuantizedBatchGEMVTests: XCTestCase {
                 for i in 0..<count { q.gemv(xp.baseAddress! + i * cols, into: yp.baseAddress! + i * rows, beta: beta) }
             }
         }
-        XCTAssertEqual(batched, alone, "\(type.name) \(rows)×\(cols), \(count) vectors: batched rows must equal one-vector GEMVs bit for bit")
+        XCTAssertEqual(batched, alone, "\(CPU.kernelPath) \(type.name) \(rows)×\(cols), \(count) vectors: batched rows must equal one-vector GEMVs bit for bit")
         let w = q.dequantized()
         w.withUnsafeBufferPointer { wp in
             for i in 0..<count {
@@ -55,10 +55,15 @@ final class QuantizedBatchGEMVTests: XCTestCase {
     }
 
     func testBatchedRowsEqualOneVectorGEMVs() throws {
-        for type in [GGMLType.q8_0, .q4_0, .q4_1] {
-            try check(type, rows: 37, cols: 96, count: 5, beta: 0)      // row remainder (37 = 4·9 + 1)
-            try check(type, rows: 37, cols: 96, count: 11, beta: 1)     // more vectors than one pass takes (8)
-            try check(type, rows: 600, cols: 128, count: 3, beta: 0)    // large enough to split across workers
+        for path in CPU.supportedKernelPaths {
+            try CPU.withKernelPath(path) {
+                for type in [GGMLType.q8_0, .q4_0, .q4_1] {
+                    try check(type, rows: 37, cols: 96, count: 5, beta: 0)      // row remainder (37 = 4·9 + 1)
+                    try check(type, rows: 37, cols: 96, count: 11, beta: 1)     // more vectors than one pass takes (8)
+                    try check(type, rows: 600, cols: 128, count: 3, beta: 0)    // large enough to split across workers
+                    try check(type, rows: 5, cols: 64, count: 8, beta: 0)       // exactly one full group of inputs
+                }
+            }
         }
     }
 }

@@ -69,6 +69,10 @@ int ck_quant_dequantize_rows(int type, const void *src, ptrdiff_t ld, ptrdiff_t 
 /// place; accumulated in float.
 int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows,
                   float beta);
+/// The same product for nx inputs at once (input i at x + i·ldx, output i at y + i·ldy): each block is decoded once
+/// for all of them, and output i is bit-identical to ck_quant_gemv on input i (a batched decode step).
+int ck_quant_gemv_rows(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k,
+                       float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta);
 /// A parallel-for body: runs item `index` on worker `worker` (0 = the calling thread).
 typedef void (*ck_task_fn)(void *ctx, long index, int worker);
 /// Runs fn(ctx, i, w) for i in [0, count) on up to `workers` threads (the caller and a persistent pool) and returns
