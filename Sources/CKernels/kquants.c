@@ -458,68 +458,117 @@ AVX512 static inline void dotn_avx512(const float *a, int n, const float *xs, pt
     }
     acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5, acc[6] = c6, acc[7] = c7;
 }
-/// Q5_0 / Q5_1 rows without the buffer (the formats of most SmolLM-sized "K" files, whose 576-wide rows are no
-/// multiple of 256): per block the 32 5-bit values are built in two 16-lane registers — nibbles widened to 32 bits,
-/// the fifth bit OR-ed in under the block's qh bit mask — and summed factored, d·Σ(q − 16)·x or d·Σq·x + m·Σx (scales
-/// converted by F16C). Two rows at a time share the loads of x and interleave their FMA chains.
-/// One Q5 block's 32 values as floats (q − 16 for Q5_0, q for Q5_1; lanes 0–15 and 16–31) and its d and m.
-typedef struct { __m512 lo, hi, d, m; } q5_values;
-AVX512 static inline q5_values q5_decode(int has_min, const uint8_t *blk) {
-    const int bytes = has_min ? 24 : 22;
-    const __m512i low4 = _mm512_set1_epi32(0x0F), bit5 = _mm512_set1_epi32(16), off = _mm512_set1_epi32(has_min ? 0 : 16);
-    uint32_t qh;
-    memcpy(&qh, blk + (has_min ? 4 : 2), 4);
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
-    __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
-    lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, bit5);
-    hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, bit5);
+/// The 32-weight formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) without the buffer: per block the 32 quants are widened to
+/// two 16-lane float registers (Q5: nibbles with the fifth bit OR-ed in under the block's qh bit mask) and summed
+/// factored, d·Σq·x (q − 8 for Q4_0, q − 16 for Q5_0) plus m·Σx for the formats with a minimum (scales converted by
+/// F16C). Four rows at a time share the loads of x and interleave their FMA chains. The same per-input operations
+/// serve one input (b32_gemv) and many (b32_rows), so their outputs are bit-identical.
+typedef struct { __m512 lo, hi, d, m; } b32_values;
+INLINE int b32_has_min(int type) { return type == T_Q4_1 || type == T_Q5_1; }
+INLINE int b32_bytes(int type) {
+    return type == T_Q8_0 ? 34 : type == T_Q4_0 ? 18 : type == T_Q4_1 ? 20 : type == T_Q5_0 ? 22 : 24;
+}
+AVX512 INLINE b32_values b32_decode(int type, const uint8_t *blk) {
+    const __m512i low4 = _mm512_set1_epi32(0x0F);
+    __m512i lo, hi;
     uint16_t d16, m16 = 0;
     memcpy(&d16, blk, 2);
-    if (has_min) memcpy(&m16, blk + 2, 2);
-    q5_values v = {_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, off)), _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, off)),
-                   _mm512_set1_ps(_cvtsh_ss(d16)), _mm512_set1_ps(_cvtsh_ss(m16))};
+    if (b32_has_min(type)) memcpy(&m16, blk + 2, 2);
+    if (type == T_Q8_0) {
+        lo = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+        hi = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)));
+    } else {
+        const int bytes = b32_bytes(type);
+        const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
+        lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
+        if (type == T_Q5_0 || type == T_Q5_1) {
+            const __m512i bit5 = _mm512_set1_epi32(16);
+            uint32_t qh;
+            memcpy(&qh, blk + (type == T_Q5_1 ? 4 : 2), 4);
+            lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, bit5);
+            hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, bit5);
+        }
+        if (type == T_Q4_0 || type == T_Q5_0) {
+            const __m512i off = _mm512_set1_epi32(type == T_Q4_0 ? 8 : 16);
+            lo = _mm512_sub_epi32(lo, off), hi = _mm512_sub_epi32(hi, off);
+        }
+    }
+    b32_values v = {_mm512_cvtepi32_ps(lo), _mm512_cvtepi32_ps(hi), _mm512_set1_ps(_cvtsh_ss(d16)),
+                    _mm512_set1_ps(_cvtsh_ss(m16))};
     return v;
 }
 /// Adds one decoded block's product with x (x0 = elements 0–15, x1 = 16–31): d·Σq·x into acc, m·Σx into accm.
-AVX512 static inline void q5_accumulate(int has_min, q5_values v, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
+AVX512 INLINE void b32_accumulate(int type, b32_values v, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
     __m512 t = _mm512_mul_ps(v.lo, x0);
     t = _mm512_fmadd_ps(v.hi, x1, t);
     *acc = _mm512_fmadd_ps(v.d, t, *acc);
-    if (has_min) *accm = _mm512_fmadd_ps(v.m, _mm512_add_ps(x0, x1), *accm);
+    if (b32_has_min(type)) *accm = _mm512_fmadd_ps(v.m, _mm512_add_ps(x0, x1), *accm);
 }
-AVX512 static inline void q5_block(int has_min, const uint8_t *blk, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
-    q5_accumulate(has_min, q5_decode(has_min, blk), x0, x1, acc, accm);
+AVX512 INLINE float b32_finish(__m512 acc, __m512 accm) { return _mm512_reduce_add_ps(_mm512_add_ps(acc, accm)); }
+
+/// The f16 scales of four rows' blocks converted together (F16C): s[0..3] = d, s[4..7] = m (when the format has one).
+AVX512 INLINE void b32_scales4(int type, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
+                               float *s) {
+    uint32_t v[4];
+    memcpy(v, b0, 4), memcpy(v + 1, b1, 4), memcpy(v + 2, b2, 4), memcpy(v + 3, b3, 4);
+    __m128i dm = _mm_loadu_si128((const __m128i *)v);
+    if (b32_has_min(type))  // halves d0 m0 d1 m1 d2 m2 d3 m3 → d0 d1 d2 d3 m0 m1 m2 m3
+        dm = _mm_shuffle_epi8(dm, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+    else
+        dm = _mm_shuffle_epi8(dm, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+    _mm256_storeu_ps(s, _mm256_cvtph_ps(dm));
+    // Kept in memory: a broadcast from memory is a plain load, the register shuffles otherwise used compete with
+    // the unpacking for the vector ports.
+    __asm__ __volatile__("" : : "r"(s) : "memory");
 }
 
-AVX512 static void gemv_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
-                                  ptrdiff_t rows, float beta) {
-    const ptrdiff_t nb = k / 32, bytes = has_min ? 24 : 22;
+/// Rows of one input: four at a time (x loaded once per block for all four, their scales converted together, the
+/// rows PF_ROWS4 ahead prefetched — the hardware prefetcher alone is late on these short rows), then one by one.
+#define PF_ROWS4 8
+AVX512 INLINE void b32_gemv(int type, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
+                            ptrdiff_t rows, float beta) {
+    const ptrdiff_t nb = k / 32, bytes = b32_bytes(type);
     ptrdiff_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const uint8_t *r0 = w + r * ldw, *r1 = r0 + ldw;
-        __m512 a0 = _mm512_setzero_ps(), m0 = a0, a1 = a0, m1 = a0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint8_t *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, m0 = a0, m1 = a0, m2 = a0, m3 = a0;
         for (ptrdiff_t b = 0; b < nb; b++) {
+            const ptrdiff_t o = b * bytes;
+            const char *pf = (const char *)w0 + PF_ROWS4 * ldw + 4 * o;  // may lie past w: prefetches never fault
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            if (4 * bytes > 128) _mm_prefetch(pf + 128, _MM_HINT_T0);
             const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
-            q5_block(has_min, r0 + b * bytes, x0, x1, &a0, &m0);
-            q5_block(has_min, r1 + b * bytes, x0, x1, &a1, &m1);
+            float s[8];
+            b32_scales4(type, w0 + o, w1 + o, w2 + o, w3 + o, s);
+#define B32_ROW(W, I, A, M)                                                                                          \
+    {                                                                                                                \
+        b32_values v = b32_decode(type, W + o);                                                                      \
+        v.d = _mm512_set1_ps(s[I]), v.m = _mm512_set1_ps(s[4 + I]);                                                  \
+        b32_accumulate(type, v, x0, x1, &A, &M);                                                                     \
+    }
+            B32_ROW(w0, 0, a0, m0) B32_ROW(w1, 1, a1, m1) B32_ROW(w2, 2, a2, m2) B32_ROW(w3, 3, a3, m3)
+#undef B32_ROW
         }
-        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a0, m0)), y + r, beta);
-        y[r + 1] = finish(_mm512_reduce_add_ps(_mm512_add_ps(a1, m1)), y + r + 1, beta);
+        y[r] = finish(b32_finish(a0, m0), y + r, beta);
+        y[r + 1] = finish(b32_finish(a1, m1), y + r + 1, beta);
+        y[r + 2] = finish(b32_finish(a2, m2), y + r + 2, beta);
+        y[r + 3] = finish(b32_finish(a3, m3), y + r + 3, beta);
     }
     for (; r < rows; r++) {
         const uint8_t *row = w + r * ldw;
         __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
         for (ptrdiff_t b = 0; b < nb; b++)
-            q5_block(has_min, row + b * bytes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
-        y[r] = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc, accm)), y + r, beta);
+            b32_accumulate(type, b32_decode(type, row + b * bytes), _mm512_loadu_ps(x + 32 * b),
+                           _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
+        y[r] = finish(b32_finish(acc, accm), y + r, beta);
     }
 }
 
-/// gemv_q5_avx512 for nx inputs: each block decoded once, then accumulated into every input's registers with the
-/// operations q5_block performs for that input alone (bit-identical outputs).
-AVX512 static void rows_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx,
-                                  ptrdiff_t nx, ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
-    const ptrdiff_t nb = k / 32, bytes = has_min ? 24 : 22;
+/// b32_gemv for nx inputs: each block decoded once, then accumulated into every input's registers.
+AVX512 INLINE void b32_rows(int type, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
+                            ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    const ptrdiff_t nb = k / 32, bytes = b32_bytes(type);
     for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {
         const ptrdiff_t ni = nx - i0 < NXB ? nx - i0 : NXB;
         const float *xs = x + i0 * ldx;
@@ -528,30 +577,48 @@ AVX512 static void rows_q5_avx512(int has_min, const uint8_t *w, ptrdiff_t ldw, 
             __m512 acc[NXB], accm[NXB];
             for (int i = 0; i < NXB; i++) acc[i] = accm[i] = _mm512_setzero_ps();
             for (ptrdiff_t b = 0; b < nb; b++) {
-                const q5_values v = q5_decode(has_min, row + b * bytes);
+                const b32_values v = b32_decode(type, row + b * bytes);
                 if (ni == NXB) {
                     for (int i = 0; i < NXB; i++)
-                        q5_accumulate(has_min, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
-                                      _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
+                        b32_accumulate(type, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
+                                       _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
                 } else {
                     for (ptrdiff_t i = 0; i < ni; i++)
-                        q5_accumulate(has_min, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
-                                      _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
+                        b32_accumulate(type, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
+                                       _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
                 }
             }
             for (ptrdiff_t i = 0; i < ni; i++) {
                 float *yi = y + (i0 + i) * ldy + r;
-                *yi = finish(_mm512_reduce_add_ps(_mm512_add_ps(acc[i], accm[i])), yi, beta);
+                *yi = finish(b32_finish(acc[i], accm[i]), yi, beta);
             }
         }
     }
 }
 
+/// One specialised copy of each kernel per 32-weight format (the type is a constant inside).
+#define B32_SPECIALISE(NAME, T)                                                                                      \
+    AVX512 static void NAME##_gemv(const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,           \
+                                   ptrdiff_t rows, float beta) { b32_gemv(T, w, ldw, x, k, y, rows, beta); }         \
+    AVX512 static void NAME##_rows(const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,     \
+                                   ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {               \
+        b32_rows(T, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);                                                      \
+    }
+B32_SPECIALISE(b32_q8_0, T_Q8_0)
+B32_SPECIALISE(b32_q4_0, T_Q4_0)
+B32_SPECIALISE(b32_q4_1, T_Q4_1)
+B32_SPECIALISE(b32_q5_0, T_Q5_0)
+B32_SPECIALISE(b32_q5_1, T_Q5_1)
+
 AVX512 static int rows_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
                               ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
-    if (type == T_Q5_0 || type == T_Q5_1) {
-        rows_q5_avx512(type == T_Q5_1, (const uint8_t *)w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
-        return 1;
+    const uint8_t *b = (const uint8_t *)w;
+    switch (type) {
+    case T_Q8_0: b32_q8_0_rows(b, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q4_0: b32_q4_0_rows(b, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q4_1: b32_q4_1_rows(b, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q5_0: b32_q5_0_rows(b, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q5_1: b32_q5_1_rows(b, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
     }
     const acc512 zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     ROWS_SWITCH(acc512, zero, dot_avx512, dotn_avx512, hsum_avx512)
@@ -559,9 +626,13 @@ AVX512 static int rows_avx512(int type, const void *w, ptrdiff_t ldw, const floa
 
 AVX512 static int gemv_avx512(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y,
                               ptrdiff_t rows, float beta) {
-    if (type == T_Q5_0 || type == T_Q5_1) {
-        gemv_q5_avx512(type == T_Q5_1, (const uint8_t *)w, ldw, x, k, y, rows, beta);
-        return 1;
+    const uint8_t *b = (const uint8_t *)w;
+    switch (type) {
+    case T_Q8_0: b32_q8_0_gemv(b, ldw, x, k, y, rows, beta); return 1;
+    case T_Q4_0: b32_q4_0_gemv(b, ldw, x, k, y, rows, beta); return 1;
+    case T_Q4_1: b32_q4_1_gemv(b, ldw, x, k, y, rows, beta); return 1;
+    case T_Q5_0: b32_q5_0_gemv(b, ldw, x, k, y, rows, beta); return 1;
+    case T_Q5_1: b32_q5_1_gemv(b, ldw, x, k, y, rows, beta); return 1;
     }
     const acc512 zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     GEMV_SWITCH(acc512, zero, dot_avx512, hsum_avx512)
@@ -622,6 +693,14 @@ int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdif
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     int path = ck_kernel_path();
     if (path >= CK_PATH_AVX512) return gemv_avx512(type, w, ldw, x, k, y, rows, beta);
+#endif
+    // Below AVX-512, Q8_0 / Q4_0 / Q4_1 take their four-row kernels (quant_gemv.c).
+    switch (type) {
+    case T_Q8_0: ck_gemv_q8_0(w, ldw, x, k, y, rows, beta); return 1;
+    case T_Q4_0: ck_gemv_q4_0(w, ldw, x, k, y, rows, beta); return 1;
+    case T_Q4_1: ck_gemv_q4_1(w, ldw, x, k, y, rows, beta); return 1;
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (path >= CK_PATH_AVX2) return gemv_avx2(type, w, ldw, x, k, y, rows, beta);
 #endif
     return gemv_portable(type, w, ldw, x, k, y, rows, beta);
@@ -638,6 +717,14 @@ int ck_quant_gemv_rows(int type, const void *w, ptrdiff_t ldw, const float *x, p
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     int path = ck_kernel_path();
     if (path >= CK_PATH_AVX512) return rows_avx512(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
+#endif
+    // Below AVX-512, Q8_0 / Q4_0 / Q4_1 take the multi-input forms of their four-row kernels (quant_gemv_rows.c).
+    switch (type) {
+    case T_Q8_0: ck_gemv_rows_q8_0(w, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q4_0: ck_gemv_rows_q4_0(w, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    case T_Q4_1: ck_gemv_rows_q4_1(w, ldw, x, ldx, nx, k, y, ldy, rows, beta); return 1;
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (path >= CK_PATH_AVX2) return rows_avx2(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
 #endif
     return rows_portable(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);

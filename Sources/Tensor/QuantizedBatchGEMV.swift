@@ -5,8 +5,8 @@ extension QuantizedMatrix {
     /// decode step (one row per sequence) reads and decodes the quantised weights once instead of once per sequence.
     ///
     /// Row i of the result is bit-identical to ``gemv(_:into:beta:)`` on vector i: each format's multi-input kernel
-    /// repeats its one-input kernel's operations per input (`quant_gemv_rows.c` for Q8_0 / Q4_0 / Q4_1,
-    /// `ck_quant_gemv_rows` in `kquants.c` for the others), so a sequence gets the same numbers batched or alone.
+    /// (`ck_quant_gemv_rows`) repeats its one-input kernel's operations per input, so a sequence gets the same
+    /// numbers batched or alone.
     /// Parts of a concatenated matrix (fused Q/K/V of different formats) are multiplied in place, each by its own
     /// kernel; large matrices are split into row panels across ``Threading/workers``.
     public func gemv(rows x: UnsafePointer<Float>, count: Int, stride ldx: Int, into y: UnsafeMutablePointer<Float>,
@@ -29,11 +29,6 @@ extension QuantizedMatrix {
     /// One chunk's product with `count` inputs.
     private static func gemv(_ c: Chunk, _ x: UnsafePointer<Float>, count: Int, _ ldx: Int, _ k: Int,
                              _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ beta: Float) {
-        switch c.type {
-        case .q8_0: ck_gemv_rows_q8_0(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
-        case .q4_0: ck_gemv_rows_q4_0(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
-        case .q4_1: ck_gemv_rows_q4_1(c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
-        default: _ = ck_quant_gemv_rows(Int32(c.type.rawValue), c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
-        }
+        _ = ck_quant_gemv_rows(Int32(c.type.rawValue), c.base, c.rowBytes, x, ldx, count, k, y, ldy, c.rows, beta)
     }
 }

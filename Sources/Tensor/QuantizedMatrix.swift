@@ -148,15 +148,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
         return out
     }
 
-    /// One chunk's GEMV: y[r] = beta·y[r] + W[r]·x. Q8_0 / Q4_0 / Q4_1 use their four-row kernels (quant_gemv.c), the
-    /// others kquants.c.
+    /// One chunk's GEMV: y[r] = beta·y[r] + W[r]·x (`ck_quant_gemv` picks the format's kernel for the path).
     private static func gemv(_ c: Chunk, _ x: UnsafePointer<Float>, _ k: Int, _ y: UnsafeMutablePointer<Float>, _ beta: Float) {
-        switch c.type {
-        case .q8_0: ck_gemv_q8_0(c.base, c.rowBytes, x, k, y, c.rows, beta)
-        case .q4_0: ck_gemv_q4_0(c.base, c.rowBytes, x, k, y, c.rows, beta)
-        case .q4_1: ck_gemv_q4_1(c.base, c.rowBytes, x, k, y, c.rows, beta)
-        default: _ = ck_quant_gemv(Int32(c.type.rawValue), c.base, c.rowBytes, x, k, y, c.rows, beta)
-        }
+        _ = ck_quant_gemv(Int32(c.type.rawValue), c.base, c.rowBytes, x, k, y, c.rows, beta)
     }
 
     /// `y[r] = beta · y[r] + Σ_j W[r, j] · x[j]` for `r < rows`, with `W` the dequantised weights (``dequantized()``)
