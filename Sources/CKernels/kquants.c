@@ -459,27 +459,25 @@ AVX512 static inline void dotn_avx512(const float *a, int n, const float *xs, pt
     acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5, acc[6] = c6, acc[7] = c7;
 }
 /// The 32-weight formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) without the buffer: per block the 32 quants are widened to
-/// two 16-lane float registers (Q5: nibbles with the fifth bit OR-ed in under the block's qh bit mask) and summed
-/// factored, d·Σq·x (q − 8 for Q4_0, q − 16 for Q5_0) plus m·Σx for the formats with a minimum (scales converted by
-/// F16C). Four rows at a time share the loads of x and interleave their FMA chains. The same per-input operations
-/// serve one input (b32_gemv) and many (b32_rows), so their outputs are bit-identical.
-typedef struct { __m512 lo, hi, d, m; } b32_values;
+/// two 16-lane float registers (Q5: nibbles with the fifth bit OR-ed in under the block's qh bit mask) and turned
+/// into the weights exactly as ggml dequantises them — (q − o)·d, or q·d + m rounded after the product (scales
+/// converted by F16C) — which are then multiplied into x by two FMA chains (elements 0–15 and 16–31), as the buffered
+/// GEMV of the K-quants does. Weights are decoded once per block whatever the number of inputs: b32_gemv (one input,
+/// four rows per pass sharing x) and b32_rows (up to NXB inputs per pass) perform the same operations per input, so
+/// their outputs are bit-identical.
 INLINE int b32_has_min(int type) { return type == T_Q4_1 || type == T_Q5_1; }
 INLINE int b32_bytes(int type) {
     return type == T_Q8_0 ? 34 : type == T_Q4_0 ? 18 : type == T_Q4_1 ? 20 : type == T_Q5_0 ? 22 : 24;
 }
-AVX512 INLINE b32_values b32_decode(int type, const uint8_t *blk) {
+/// The block's 32 weights (w0 = elements 0–15, w1 = 16–31) given its scale d and minimum m as broadcast vectors.
+AVX512 INLINE void b32_weights(int type, const uint8_t *blk, __m512 d, __m512 m, __m512 *w0, __m512 *w1) {
     const __m512i low4 = _mm512_set1_epi32(0x0F);
     __m512i lo, hi;
-    uint16_t d16, m16 = 0;
-    memcpy(&d16, blk, 2);
-    if (b32_has_min(type)) memcpy(&m16, blk + 2, 2);
     if (type == T_Q8_0) {
         lo = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
         hi = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)));
     } else {
-        const int bytes = b32_bytes(type);
-        const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
+        const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + b32_bytes(type) - 16)));
         lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
         if (type == T_Q5_0 || type == T_Q5_1) {
             const __m512i bit5 = _mm512_set1_epi32(16);
@@ -493,18 +491,17 @@ AVX512 INLINE b32_values b32_decode(int type, const uint8_t *blk) {
             lo = _mm512_sub_epi32(lo, off), hi = _mm512_sub_epi32(hi, off);
         }
     }
-    b32_values v = {_mm512_cvtepi32_ps(lo), _mm512_cvtepi32_ps(hi), _mm512_set1_ps(_cvtsh_ss(d16)),
-                    _mm512_set1_ps(_cvtsh_ss(m16))};
-    return v;
+    *w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d);
+    *w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d);
+    if (b32_has_min(type)) *w0 = _mm512_add_ps(*w0, m), *w1 = _mm512_add_ps(*w1, m);
 }
-/// Adds one decoded block's product with x (x0 = elements 0–15, x1 = 16–31): d·Σq·x into acc, m·Σx into accm.
-AVX512 INLINE void b32_accumulate(int type, b32_values v, __m512 x0, __m512 x1, __m512 *acc, __m512 *accm) {
-    __m512 t = _mm512_mul_ps(v.lo, x0);
-    t = _mm512_fmadd_ps(v.hi, x1, t);
-    *acc = _mm512_fmadd_ps(v.d, t, *acc);
-    if (b32_has_min(type)) *accm = _mm512_fmadd_ps(v.m, _mm512_add_ps(x0, x1), *accm);
+/// d and m of one block as broadcast vectors.
+AVX512 INLINE void b32_scales(int type, const uint8_t *blk, __m512 *d, __m512 *m) {
+    uint16_t d16, m16 = 0;
+    memcpy(&d16, blk, 2);
+    if (b32_has_min(type)) memcpy(&m16, blk + 2, 2);
+    *d = _mm512_set1_ps(_cvtsh_ss(d16)), *m = _mm512_set1_ps(_cvtsh_ss(m16));
 }
-AVX512 INLINE float b32_finish(__m512 acc, __m512 accm) { return _mm512_reduce_add_ps(_mm512_add_ps(acc, accm)); }
 
 /// The f16 scales of four rows' blocks converted together (F16C): s[0..3] = d, s[4..7] = m (when the format has one).
 AVX512 INLINE void b32_scales4(int type, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
@@ -531,7 +528,7 @@ AVX512 INLINE void b32_gemv(int type, const uint8_t *w, ptrdiff_t ldw, const flo
     ptrdiff_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, m0 = a0, m1 = a0, m2 = a0, m3 = a0;
+        acc512 a0 = {_mm512_setzero_ps(), _mm512_setzero_ps()}, a1 = a0, a2 = a0, a3 = a0;
         for (ptrdiff_t b = 0; b < nb; b++) {
             const ptrdiff_t o = b * bytes;
             const char *pf = (const char *)w0 + PF_ROWS4 * ldw + 4 * o;  // may lie past w: prefetches never fault
@@ -541,56 +538,74 @@ AVX512 INLINE void b32_gemv(int type, const uint8_t *w, ptrdiff_t ldw, const flo
             const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
             float s[8];
             b32_scales4(type, w0 + o, w1 + o, w2 + o, w3 + o, s);
-#define B32_ROW(W, I, A, M)                                                                                          \
+#define B32_ROW(W, I, A)                                                                                             \
     {                                                                                                                \
-        b32_values v = b32_decode(type, W + o);                                                                      \
-        v.d = _mm512_set1_ps(s[I]), v.m = _mm512_set1_ps(s[4 + I]);                                                  \
-        b32_accumulate(type, v, x0, x1, &A, &M);                                                                     \
+        __m512 q0, q1;                                                                                               \
+        b32_weights(type, W + o, _mm512_set1_ps(s[I]), _mm512_set1_ps(s[4 + I]), &q0, &q1);                          \
+        A.a = _mm512_fmadd_ps(q0, x0, A.a);                                                                          \
+        A.b = _mm512_fmadd_ps(q1, x1, A.b);                                                                          \
     }
-            B32_ROW(w0, 0, a0, m0) B32_ROW(w1, 1, a1, m1) B32_ROW(w2, 2, a2, m2) B32_ROW(w3, 3, a3, m3)
+            B32_ROW(w0, 0, a0) B32_ROW(w1, 1, a1) B32_ROW(w2, 2, a2) B32_ROW(w3, 3, a3)
 #undef B32_ROW
         }
-        y[r] = finish(b32_finish(a0, m0), y + r, beta);
-        y[r + 1] = finish(b32_finish(a1, m1), y + r + 1, beta);
-        y[r + 2] = finish(b32_finish(a2, m2), y + r + 2, beta);
-        y[r + 3] = finish(b32_finish(a3, m3), y + r + 3, beta);
+        y[r] = finish(hsum_avx512(a0), y + r, beta);
+        y[r + 1] = finish(hsum_avx512(a1), y + r + 1, beta);
+        y[r + 2] = finish(hsum_avx512(a2), y + r + 2, beta);
+        y[r + 3] = finish(hsum_avx512(a3), y + r + 3, beta);
     }
     for (; r < rows; r++) {
         const uint8_t *row = w + r * ldw;
-        __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
-        for (ptrdiff_t b = 0; b < nb; b++)
-            b32_accumulate(type, b32_decode(type, row + b * bytes), _mm512_loadu_ps(x + 32 * b),
-                           _mm512_loadu_ps(x + 32 * b + 16), &acc, &accm);
-        y[r] = finish(b32_finish(acc, accm), y + r, beta);
+        acc512 a = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            __m512 d, m, q0, q1;
+            b32_scales(type, row + b * bytes, &d, &m);
+            b32_weights(type, row + b * bytes, d, m, &q0, &q1);
+            a.a = _mm512_fmadd_ps(q0, _mm512_loadu_ps(x + 32 * b), a.a);
+            a.b = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 32 * b + 16), a.b);
+        }
+        y[r] = finish(hsum_avx512(a), y + r, beta);
     }
 }
 
-/// b32_gemv for nx inputs: each block decoded once, then accumulated into every input's registers.
+/// NI inputs (a compile-time count) of one row: each block decoded once, then two FMAs per input.
+AVX512 INLINE void b32_row_inputs(int type, int ni, const uint8_t *row, ptrdiff_t nb, const float *xs, ptrdiff_t ldx,
+                                  float *y, ptrdiff_t ldy, float beta) {
+    const ptrdiff_t bytes = b32_bytes(type);
+    acc512 acc[NXB];
+    for (int i = 0; i < ni; i++) acc[i].a = acc[i].b = _mm512_setzero_ps();
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        __m512 d, m, q0, q1;
+        b32_scales(type, row + b * bytes, &d, &m);
+        b32_weights(type, row + b * bytes, d, m, &q0, &q1);
+        for (int i = 0; i < ni; i++) {
+            acc[i].a = _mm512_fmadd_ps(q0, _mm512_loadu_ps(xs + i * ldx + 32 * b), acc[i].a);
+            acc[i].b = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), acc[i].b);
+        }
+    }
+    for (int i = 0; i < ni; i++) y[i * ldy] = finish(hsum_avx512(acc[i]), y + i * ldy, beta);
+}
+
+/// b32_gemv for nx inputs, NXB at a time (the rows PF_ROWS4 ahead prefetched).
 AVX512 INLINE void b32_rows(int type, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
                             ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
-    const ptrdiff_t nb = k / 32, bytes = b32_bytes(type);
+    const ptrdiff_t nb = k / 32;
     for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {
-        const ptrdiff_t ni = nx - i0 < NXB ? nx - i0 : NXB;
+        const int ni = (int)(nx - i0 < NXB ? nx - i0 : NXB);
         const float *xs = x + i0 * ldx;
         for (ptrdiff_t r = 0; r < rows; r++) {
             const uint8_t *row = w + r * ldw;
-            __m512 acc[NXB], accm[NXB];
-            for (int i = 0; i < NXB; i++) acc[i] = accm[i] = _mm512_setzero_ps();
-            for (ptrdiff_t b = 0; b < nb; b++) {
-                const b32_values v = b32_decode(type, row + b * bytes);
-                if (ni == NXB) {
-                    for (int i = 0; i < NXB; i++)
-                        b32_accumulate(type, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
-                                       _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
-                } else {
-                    for (ptrdiff_t i = 0; i < ni; i++)
-                        b32_accumulate(type, v, _mm512_loadu_ps(xs + i * ldx + 32 * b),
-                                       _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), &acc[i], &accm[i]);
-                }
-            }
-            for (ptrdiff_t i = 0; i < ni; i++) {
-                float *yi = y + (i0 + i) * ldy + r;
-                *yi = finish(b32_finish(acc[i], accm[i]), yi, beta);
+            const char *pf = (const char *)row + PF_ROWS4 * ldw;
+            for (ptrdiff_t o = 0; o < ldw; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+            float *yr = y + i0 * ldy + r;
+            switch (ni) {  // a constant input count: the accumulators stay in registers
+            case 1: b32_row_inputs(type, 1, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 2: b32_row_inputs(type, 2, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 3: b32_row_inputs(type, 3, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 4: b32_row_inputs(type, 4, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 5: b32_row_inputs(type, 5, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 6: b32_row_inputs(type, 6, row, nb, xs, ldx, yr, ldy, beta); break;
+            case 7: b32_row_inputs(type, 7, row, nb, xs, ldx, yr, ldy, beta); break;
+            default: b32_row_inputs(type, NXB, row, nb, xs, ldx, yr, ldy, beta); break;
             }
         }
     }
