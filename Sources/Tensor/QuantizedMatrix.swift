@@ -310,6 +310,27 @@ extension GGUFFile {
                                    bytes: rawBytes(info), in: mapping)
     }
 
+    /// Matrix `index` of the 3-D tensor `name` (shape `[count, rows, cols]`, e.g. a layer's stacked experts) as a
+    /// ``QuantizedMatrix`` read in place, or nil unless its type is one of ``QuantizedMatrix/supportedTypes``.
+    ///
+    /// - Throws: ``GGUFError`` if there is no such tensor, it is not 3-D, or `index` is outside `0..<count`.
+    public func quantizedMatrix(_ name: String, index: Int) throws -> QuantizedMatrix? {
+        guard let info = tensors[name] else {
+            throw GGUFError(kind: .tensorNotFound, file: url, tensor: name, detail: "the file has no tensor of that name")
+        }
+        guard info.dimensions.count == 3, index >= 0, index < info.dimensions[2] else {
+            throw GGUFError(kind: .tensorNotFound, file: url, tensor: name,
+                            detail: "matrix \(index) of a tensor of shape \(info.shape) does not exist")
+        }
+        guard QuantizedMatrix.supportedTypes.contains(info.type) else { return nil }
+        let (rows, cols) = (info.dimensions[1], info.dimensions[0])
+        let bytes = rawBytes(info)
+        let size = bytes.count / info.dimensions[2]
+        return try QuantizedMatrix(type: info.type, rows: rows, cols: cols,
+                                   bytes: UnsafeRawBufferPointer(rebasing: bytes[(index * size)..<((index + 1) * size)]),
+                                   in: mapping)
+    }
+
     /// Lets the bytes of tensor `name` leave the resident set (see ``MappedFile/release(_:)``), after they were
     /// copied elsewhere. No effect for an unknown name or a file read into memory.
     public func releasePages(of name: String) {

@@ -1,14 +1,23 @@
 import Foundation
 
-/// A llama-, qwen2- or qwen3-architecture GGUF file (as llama.cpp's converter writes it) seen as a Hugging Face checkpoint:
-/// metadata → ``ModelConfig``, tensor names → HF names; matrices in a format with kernels are offered as stored
-/// (``quantized(_:)``, read in place from the mapped file), everything else dequantised to f32 (``tensor(_:)``).
+/// A llama- (Llama, Mistral, Mixtral), qwen2-, qwen3- or gemma2-architecture GGUF file (as llama.cpp's converter writes
+/// it) seen as a Hugging Face checkpoint: metadata → ``ModelConfig``, tensor names → HF names; matrices in a format
+/// with kernels are offered as stored (``quantized(_:)``, read in place from the mapped file), everything else
+/// dequantised to f32 (``tensor(_:)``).
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
-/// exactly HF's and the model runs the ordinary half-split Llama RoPE. Qwen2 / Qwen3 files are not permuted
-/// (the converter permutes only llama-type models); their tensors are named as llama's, plus the q/k/v biases
-/// (Qwen2) and `attn_q_norm` / `attn_k_norm` (Qwen3), and metadata keys start with the architecture's name.
+/// exactly HF's and the model runs the ordinary half-split Llama RoPE. Qwen2 / Qwen3 / Gemma 2 files are not
+/// permuted (the converter permutes only llama-type models); their tensors are named as llama's, plus the q/k/v
+/// biases (Qwen2) and `attn_q_norm` / `attn_k_norm` (Qwen3), and metadata keys start with the architecture's name.
+///
+/// - Mixtral is architecture `llama` with `llama.expert_count`: the router is `ffn_gate_inp`, and the experts of a
+///   layer are stacked into 3-D `ffn_gate_exps` / `ffn_down_exps` / `ffn_up_exps` (HF `w1` / `w2` / `w3`; older
+///   files: one `ffn_gate.{e}` … per expert); expert e is matrix e of the stack, read in place.
+/// - Gemma 2 stores every norm weight as the `1 + w` the model multiplies by (HF's loader subtracts the 1, so does
+///   ``tensor(_:)``), its four norms as `attn_norm`, `post_attention_norm`, `ffn_norm` (HF
+///   `pre_feedforward_layernorm`) and `post_ffw_norm`, and the soft-caps and sliding window in metadata. A GGUF has
+///   no `query_pre_attn_scalar`: as llama.cpp, the key length is used, except for the 46-layer 27B (hidden / heads).
 public struct GGUFCheckpoint: WeightSource {
     /// The underlying GGUF file (metadata, tokenizer arrays, raw tensors).
     public let file: GGUFFile
@@ -21,7 +30,7 @@ public struct GGUFCheckpoint: WeightSource {
     let headDim: Int?
 
     /// GGUF architectures this mapping reads (they are also the HF `model_type`s they become).
-    public static let supportedArchitectures = ["llama", "qwen2", "qwen3"]
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "gemma2"]
 
     /// Opens `url` and checks that its architecture is mapped.
     public init(url: URL) throws {
@@ -102,6 +111,21 @@ public struct GGUFCheckpoint: WeightSource {
             throw Self.invalid(f, "\(a).attention.layer_norm_rms_epsilon must be positive, got \(eps)")
         }
         c.tieWordEmbeddings = !file.tensors.keys.contains("output.weight")
+        if a == "llama", let experts = f["llama.expert_count"], experts.int != 0 {
+            c.modelType = "mixtral"
+            c.numLocalExperts = try Self.size(f, "llama.expert_count")
+            c.numExpertsPerTok = try Self.size(f, "llama.expert_used_count")
+        }
+        if a == "gemma2" {
+            c.attnLogitSoftcapping = try Self.number(f, "gemma2.attn_logit_softcapping")
+            c.finalLogitSoftcapping = try Self.number(f, "gemma2.final_logit_softcapping")
+            if f["gemma2.attention.sliding_window"] != nil {
+                c.slidingWindow = try Self.size(f, "gemma2.attention.sliding_window")
+            }
+            let layers = try Self.size(f, "gemma2.block_count")
+            let keyLength = try Self.size(f, "gemma2.attention.key_length", default: (c.hiddenSize ?? 0) / heads)
+            c.queryPreAttnScalar = Double(layers == 46 ? (c.hiddenSize ?? 0) / heads : keyLength)
+        }
         if f["\(a).vocab_size"] != nil {
             c.vocabSize = try Self.size(f, "\(a).vocab_size")
         } else if let tokens = f["tokenizer.ggml.tokens"]?.array {
@@ -131,15 +155,22 @@ public struct GGUFCheckpoint: WeightSource {
         return c
     }
 
-    /// GGUF name for an HF weight name (nil when there is none).
-    static func ggufName(_ hf: String) -> String? {
+    /// Where an HF weight lives in the file: a tensor, or matrix `expert` of a 3-D stack of experts.
+    struct Location: Equatable {
+        let name: String
+        var expert: Int? = nil
+    }
+
+    /// The location of an HF weight name in a file of `architecture` (`file`, when given, picks between the stacked
+    /// and the per-expert layouts of Mixtral experts); nil when the name has none.
+    static func location(_ hf: String, architecture: String, file: GGUFFile?) -> Location? {
         let fixed = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
                      "lm_head.weight": "output.weight"]
-        if let f = fixed[hf] { return f }
+        if let f = fixed[hf] { return Location(name: f) }
         let parts = hf.split(separator: ".")
         guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]) else { return nil }
         let rest = parts[3...].joined(separator: ".")
-        let perLayer = [
+        var perLayer = [
             "input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
@@ -148,16 +179,43 @@ public struct GGUFCheckpoint: WeightSource {
             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
             "mlp.down_proj.weight": "ffn_down.weight",
             "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+            "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
         ]
-        return perLayer[rest].map { "blk.\(layer).\($0)" }
+        if architecture == "gemma2" {
+            perLayer["post_attention_layernorm.weight"] = "post_attention_norm.weight"
+            perLayer["pre_feedforward_layernorm.weight"] = "ffn_norm.weight"
+            perLayer["post_feedforward_layernorm.weight"] = "post_ffw_norm.weight"
+        }
+        if let g = perLayer[rest] { return Location(name: "blk.\(layer).\(g)") }
+        // Mixtral experts: block_sparse_moe.experts.{e}.{w1,w2,w3}.weight
+        let p = rest.split(separator: ".")
+        guard p.count == 5, p[0] == "block_sparse_moe", p[1] == "experts", let e = Int(p[2]), p[4] == "weight",
+              let kind = ["w1": "gate", "w2": "down", "w3": "up"][String(p[3])] else { return nil }
+        let stacked = "blk.\(layer).ffn_\(kind)_exps.weight"
+        if let file, file.tensors[stacked] == nil {
+            return Location(name: "blk.\(layer).ffn_\(kind).\(e).weight")
+        }
+        return Location(name: stacked, expert: e)
     }
 
     public func contains(_ name: String) -> Bool {
-        Self.ggufName(name).map { file.tensors.keys.contains($0) } ?? false
+        guard let l = Self.location(name, architecture: architecture, file: file), let info = file.tensors[l.name] else {
+            return false
+        }
+        guard let e = l.expert else { return true }
+        return info.dimensions.count == 3 && e < info.dimensions[2]
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        let g = try ggufName(name)
+        let l = try location(name)
+        if let e = l.expert {
+            let t = try file.tensor(l.name)  // [experts, rows, cols]
+            return t.sliced(axis: 0, e..<(e + 1)).reshaped(Array(t.shape.dropFirst()))
+        }
+        let g = l.name
+        if architecture == "gemma2" && g.hasSuffix("norm.weight") {
+            return try file.tensor(g) - Tensor.ones(file.tensors[g]!.shape)  // stored as 1 + w
+        }
         guard let heads = permutedHeads(g) else { return try file.tensor(g) }
         let rows = try permutableRows(g, heads: heads)
         let t = try file.tensor(g)
@@ -165,9 +223,12 @@ public struct GGUFCheckpoint: WeightSource {
         return t.reshaped([rows, cols]).embedding(Self.unpermutedRows(rows, heads: heads)).reshaped(t.shape)
     }
 
-    /// 2-D matrices in a format with kernels, as stored (rows unpermuted like ``tensor(_:)``); nil for other types.
+    /// 2-D matrices (and experts of a 3-D stack) in a format with kernels, as stored (rows unpermuted like
+    /// ``tensor(_:)``); nil for other types.
     public func quantized(_ name: String) throws -> QuantizedMatrix? {
-        let g = try ggufName(name)
+        let l = try location(name)
+        if let e = l.expert { return try file.quantizedMatrix(l.name, index: e) }
+        let g = l.name
         guard let heads = permutedHeads(g) else { return try file.quantizedMatrix(g) }
         _ = try permutableRows(g, heads: heads)
         guard let q = try file.quantizedMatrix(g) else { return nil }
@@ -196,9 +257,15 @@ public struct GGUFCheckpoint: WeightSource {
         return rows
     }
 
-    private func ggufName(_ name: String) throws -> String {
-        guard let g = Self.ggufName(name), file.tensors.keys.contains(g) else { throw ModelError.missingTensor(name) }
-        return g
+    private func location(_ name: String) throws -> Location {
+        guard let l = Self.location(name, architecture: architecture, file: file), let info = file.tensors[l.name] else {
+            throw ModelError.missingTensor(name)
+        }
+        if let e = l.expert, info.dimensions.count != 3 || e >= info.dimensions[2] {
+            throw ModelError.invalidConfig("\(file.url.lastPathComponent): tensor '\(l.name)' has shape \(info.shape), "
+                                           + "which holds no expert \(e) (llama.expert_count)")
+        }
+        return l
     }
 
     /// The head count of a tensor whose rows llama.cpp permuted (`attn_q` / `attn_k` weights and biases), else nil.

@@ -61,18 +61,28 @@ final class FamiliesTests: XCTestCase {
     func testPhi3LongRoPEShort() throws { try checkCausalLM("phi3", architecture: "phi3") }
     func testPhi3LongRoPELong() throws { try checkCausalLM("phi3", reference: "reference_long.safetensors") }
 
-    /// Qwen2 / Qwen3 as Q8_0 GGUF files named by gguf-py's llama.cpp tensor map, against HF transformers' own GGUF
-    /// loader (dequantised, float64). Decode steps multiply the Q8_0 blocks directly, so cached vs recomputed gets
-    /// 1e-4 · max|logits|.
-    func testGGUFQwen2AndQwen3() throws {
-        for name in ["qwen2", "qwen3"] {
-            let dir = Self.root.appendingPathComponent("gguf")
-            let opened = try ModelLoader.open(dir.appendingPathComponent("\(name).q8_0.gguf.bin"))
+    /// Qwen2 / Qwen3 / Gemma 2 / Mixtral as Q8_0 GGUF files named by gguf-py's llama.cpp tensor map
+    /// (`scripts/fixtures/families.py`, `_gguf*`), against HF transformers on the same weights in float64: HF's own
+    /// GGUF loader for Qwen and Gemma 2 (which stores its norms as 1 + w), and for Mixtral (which HF cannot read
+    /// from GGUF) the HF model with the file's tensors dequantised by gguf-py, experts unstacked and Q/K rows
+    /// un-permuted. Decode steps multiply the Q8_0 blocks directly, so cached vs recomputed gets 1e-4 · max|logits|.
+    func testGGUFFamilies() throws {
+        let dir = Self.root.appendingPathComponent("gguf")
+        for (name, arch) in [("qwen2", "qwen2"), ("qwen3", "qwen3"), ("gemma2", "gemma2"), ("mixtral", "llama")] {
+            let url = dir.appendingPathComponent("\(name).q8_0.gguf.bin")
+            XCTAssertEqual(try GGUFFile(url: url).architecture, arch, name)
+            let opened = try ModelLoader.open(url)
             XCTAssertEqual(opened.config.modelType, name)
             let model = try opened.causalLM()
             XCTAssertEqual(model.architecture, name)
             try check(model, try SafeTensorsFile(url: dir.appendingPathComponent("\(name)_reference.safetensors")),
                       "\(name) GGUF", cachedTolerance: 1e-4)
+            // Every matrix is multiplied from the file's blocks (stacked experts included), nothing copied to floats.
+            let decoder = try XCTUnwrap(model as? DecoderModel)
+            XCTAssertNil(decoder.embeddingTable.dense, "\(name): embedding")
+            if let moe = decoder.layers[0].feedForward as? MixtureOfExperts {
+                XCTAssertTrue(moe.experts.allSatisfy { $0.down.quantized?.isMapped == true }, "\(name): experts")
+            }
         }
     }
 
