@@ -195,11 +195,7 @@ public struct SentenceEmbedder: Sendable {
     }
 
     /// Token ids of `text` as the model sees them: [CLS] pieces [SEP], truncated to ``maxLength``.
-    public func tokens(_ text: String) -> [Int] {
-        let specials = tokenizer.prefixIds.count + tokenizer.suffixIds.count
-        let pieces = tokenizer.encode(text, addSpecialTokens: false)
-        return tokenizer.addingSpecialTokens(Array(pieces.prefix(max(0, maxLength - specials))))
-    }
+    public func tokens(_ text: String) -> [Int] { tokenizer.encode(text, maxLength: maxLength) }
 
     /// The embedding `[hidden]` of `text`.
     public func embed(_ text: String) throws -> Tensor {

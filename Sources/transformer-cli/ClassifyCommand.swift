@@ -8,7 +8,7 @@ struct ClassifyCommand: ParsableCommand {
         commandName: "classify", abstract: "Classify texts with a BERT / RoFormer classifier folder.",
         discussion: "Writes one JSON line per example, {\"label\": ..., \"logits\": [...]}, and `accuracy: 0.xxxx` on stdout when the input has labels.")
 
-    @Option(help: "Classifier folder (config.json, model.safetensors, tokenizer.json).") var model: String
+    @Option(help: "Classifier folder (config.json, model.safetensors, tokenizer.json: WordLevel as train writes it, or BERT's WordPiece).") var model: String
     @Option(help: "Input data (.csv with a text column, or .jsonl).") var input: String?
     @Option(help: "A single text to classify.") var text: String?
     @Option(help: "Write the JSON lines here instead of stdout.") var output: String?
@@ -20,7 +20,7 @@ struct ClassifyCommand: ParsableCommand {
         guard (input == nil) != (text == nil) else { throw ValidationError("give exactly one of --input FILE or --text \"...\"") }
         let dir = URL(fileURLWithPath: model)
         let loaded = try HFExport.load(directory: dir)
-        let tok = try WordLevelTokenizer.load(directory: dir)
+        let tok = try ClassificationTokenizers.load(directory: dir)
         let maxLen = min(tok.maxLength ?? loaded.model.config.maxPositions, loaded.model.config.maxPositions)
         let examples = try input.map { try ClassificationData.load(URL(fileURLWithPath: $0), requireLabels: false) }
             ?? [ClassificationExample(text: text!, label: nil)]

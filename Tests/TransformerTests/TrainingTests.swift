@@ -291,6 +291,33 @@ final class TrainingTests: XCTestCase {
 
     // MARK: Data
 
+    /// `classify` reads the trainer's WordLevel folders and HF BERT's WordPiece ones. WordPiece truncation against
+    /// HF: `[CLS]` + the first maxLength − 2 pieces + `[SEP]` of the Rust tokenizer's ids (the wordpiece_cased
+    /// corpus, `scripts/fixtures/families.py`); WordLevel exactly as the trainer encodes.
+    func testClassificationTokenizersReadWordPieceAndWordLevel() throws {
+        struct Case: Decodable { let text: String; let ids: [Int] }
+        let wordpiece = Self.root.deletingLastPathComponent().appendingPathComponent("families/wordpiece_cased")
+        let (tokenizer, _) = try ClassificationTokenizers.load(directory: wordpiece)
+        XCTAssertTrue(tokenizer is WordPieceTokenizer)
+        let corpus = try JSONDecoder().decode([Case].self, from: Data(contentsOf: wordpiece.appendingPathComponent("corpus.json")))
+        for c in corpus {
+            for maxLength in [3, 5, 64] {
+                let inner = Array(c.ids.dropFirst().dropLast())
+                let expected = [c.ids.first!] + inner.prefix(maxLength - 2) + [c.ids.last!]
+                XCTAssertEqual(tokenizer.encode(c.text, maxLength: maxLength), expected, "\(c.text.debugDescription), max \(maxLength)")
+            }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wordlevel-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let words = try WordLevelTokenizer.build(from: ["the cat sat", "the dog sat down"], minFrequency: 1)
+        try words.save(to: dir, maxLength: 6)
+        let (loaded, maxLength) = try ClassificationTokenizers.load(directory: dir)
+        XCTAssertEqual(maxLength, 6)
+        for text in ["the cat sat down on the mat", "a dog"] {
+            XCTAssertEqual(loaded.encode(text, maxLength: 6), words.encode(text, maxLength: 6), text)
+        }
+    }
+
     func testCSVQuotingAndJSONL() throws {
         let csv = "id,text,label\r\n1,\"hello, \"\"world\"\"\",pos\n2,\"two\nlines\",neg\n3,plain,pos\n"
         let recs = try ClassificationData.csvRecords(csv)

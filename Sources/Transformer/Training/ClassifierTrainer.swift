@@ -67,7 +67,7 @@ public final class ClassifierTrainer {
     }
 
     /// Encodes labelled (or unlabelled) examples; labels not in `labels` are an error.
-    public static func encode(_ examples: [ClassificationExample], tokenizer: WordLevelTokenizer, labels: [String],
+    public static func encode(_ examples: [ClassificationExample], tokenizer: any ClassificationTokenizer, labels: [String],
                               maxLength: Int) throws -> [Encoded] {
         var index: [String: Int] = [:]
         for (i, l) in labels.enumerated() { index[l] = i }
