@@ -231,6 +231,23 @@ public struct QuantizedMatrix: @unchecked Sendable {
         return QuantizedMatrix(parts: matrices.flatMap(\.parts), cols: first.cols, emptyType: first.emptyType)
     }
 
+    /// Rows `range` of this matrix, sharing its storage (nothing is copied): e.g. the Q, K and V blocks of a fused
+    /// QKV projection stored as one tensor.
+    public func slicingRows(_ range: Range<Int>) -> QuantizedMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "slicingRows: \(range) outside 0..<\(rows)")
+        var out: [Part] = []
+        var first = 0
+        for p in parts {
+            let lo = max(range.lowerBound, first), hi = min(range.upperBound, first + p.rows)
+            if lo < hi {
+                out.append(Part(type: p.type, base: p.base + (lo - first) * p.rowBytes, rows: hi - lo, rowBytes: p.rowBytes,
+                                owner: p.owner))
+            }
+            first += p.rows
+        }
+        return QuantizedMatrix(parts: out, cols: cols, emptyType: type)
+    }
+
     /// The matrix whose row `r` is row `order[r]` of this one (an owned copy in the first part's format); `order`
     /// must be a permutation of `0..<rows` and all parts must share one format.
     public func permutingRows(_ order: [Int]) -> QuantizedMatrix {

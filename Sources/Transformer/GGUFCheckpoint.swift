@@ -1,6 +1,6 @@
 import Foundation
 
-/// A llama- (Llama, Mistral, Mixtral), qwen2-, qwen3- or gemma2-architecture GGUF file (as llama.cpp's converter writes
+/// A llama- (Llama, Mistral, Mixtral), qwen2-, qwen3-, qwen3moe-, gemma2- or phi3-architecture GGUF file (as llama.cpp's converter writes
 /// it) seen as a Hugging Face checkpoint: metadata → ``ModelConfig``, tensor names → HF names; matrices in a format
 /// with kernels are offered as stored (``quantized(_:)``, read in place from the mapped file), everything else
 /// dequantised to f32 (``tensor(_:)``).
@@ -13,7 +13,13 @@ import Foundation
 ///
 /// - Mixtral is architecture `llama` with `llama.expert_count`: the router is `ffn_gate_inp`, and the experts of a
 ///   layer are stacked into 3-D `ffn_gate_exps` / `ffn_down_exps` / `ffn_up_exps` (HF `w1` / `w2` / `w3`; older
-///   files: one `ffn_gate.{e}` … per expert); expert e is matrix e of the stack, read in place.
+///   files: one `ffn_gate.{e}` … per expert); expert e is matrix e of the stack, read in place. Qwen3-MoE
+///   (`qwen3moe`) stacks its experts the same way (HF `gate_proj` / `down_proj` / `up_proj`), with
+///   `expert_feed_forward_length`; the top-k weights are renormalised (as llama.cpp does unless
+///   `qwen3moe.expert_weights_norm` says otherwise) and a layer without `ffn_gate_inp` is dense.
+/// - Phi-3 keeps HF's fused `attn_qkv` and gate | up `ffn_up` (split by rows in place by ``Phi3``) and stores the
+///   LongRoPE factors as the tensors `rope_factors_short` / `rope_factors_long`, with
+///   `phi3.rope.scaling.original_context_length` and `.attn_factor`.
 /// - Gemma 2 stores every norm weight as the `1 + w` the model multiplies by (HF's loader subtracts the 1, so does
 ///   ``tensor(_:)``), its four norms as `attn_norm`, `post_attention_norm`, `ffn_norm` (HF
 ///   `pre_feedforward_layernorm`) and `post_ffw_norm`, and the soft-caps and sliding window in metadata. A GGUF has
@@ -30,7 +36,7 @@ public struct GGUFCheckpoint: WeightSource {
     let headDim: Int?
 
     /// GGUF architectures this mapping reads (they are also the HF `model_type`s they become).
-    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "gemma2"]
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "phi3"]
 
     /// Opens `url` and checks that its architecture is mapped.
     public init(url: URL) throws {
@@ -95,7 +101,7 @@ public struct GGUFCheckpoint: WeightSource {
     public func config() throws -> ModelConfig {
         let f = file
         let a = architecture
-        var c = ModelConfig(modelType: a)
+        var c = ModelConfig(modelType: a == "qwen3moe" ? "qwen3_moe" : a)
         c.hiddenSize = try Self.size(f, "\(a).embedding_length")
         c.intermediateSize = try Self.size(f, "\(a).feed_forward_length")
         c.numHiddenLayers = try Self.size(f, "\(a).block_count")
@@ -115,6 +121,27 @@ public struct GGUFCheckpoint: WeightSource {
             c.modelType = "mixtral"
             c.numLocalExperts = try Self.size(f, "llama.expert_count")
             c.numExpertsPerTok = try Self.size(f, "llama.expert_used_count")
+        }
+        if a == "qwen3moe" {
+            c.numExperts = try Self.size(f, "qwen3moe.expert_count")
+            c.numExpertsPerTok = try Self.size(f, "qwen3moe.expert_used_count")
+            c.moeIntermediateSize = try Self.size(f, "qwen3moe.expert_feed_forward_length")
+            c.normTopkProb = f["qwen3moe.expert_weights_norm"]?.bool ?? true
+            c.decoderSparseStep = 1
+            c.mlpOnlyLayers = (0..<(c.numHiddenLayers ?? 0)).filter { file.tensors["blk.\($0).ffn_gate_inp.weight"] == nil }
+        }
+        if a == "phi3" {
+            let headDim = (c.hiddenSize ?? 0) / heads
+            if f["phi3.rope.dimension_count"] != nil, headDim > 0 {
+                c.rope.partialRotaryFactor = Double(try Self.size(f, "phi3.rope.dimension_count")) / Double(headDim)
+            }
+            if let long = file.tensors["rope_factors_long.weight"], let short = file.tensors["rope_factors_short.weight"] {
+                c.rope.ropeType = "longrope"
+                c.rope.longFactor = try file.tensor(long.name).scalars.map(Double.init)
+                c.rope.shortFactor = try file.tensor(short.name).scalars.map(Double.init)
+                c.rope.originalMaxPositionEmbeddings = try Self.size(f, "phi3.rope.scaling.original_context_length")
+                c.rope.attentionFactor = try Self.number(f, "phi3.rope.scaling.attn_factor")
+            }
         }
         if a == "gemma2" {
             c.attnLogitSoftcapping = try Self.number(f, "gemma2.attn_logit_softcapping")
@@ -181,16 +208,22 @@ public struct GGUFCheckpoint: WeightSource {
             "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
             "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
         ]
+        if architecture == "phi3" {
+            perLayer["self_attn.qkv_proj.weight"] = "attn_qkv.weight"
+            perLayer["mlp.gate_up_proj.weight"] = "ffn_up.weight"
+        }
+        if architecture == "qwen3moe" { perLayer["mlp.gate.weight"] = "ffn_gate_inp.weight" }
         if architecture == "gemma2" {
             perLayer["post_attention_layernorm.weight"] = "post_attention_norm.weight"
             perLayer["pre_feedforward_layernorm.weight"] = "ffn_norm.weight"
             perLayer["post_feedforward_layernorm.weight"] = "post_ffw_norm.weight"
         }
         if let g = perLayer[rest] { return Location(name: "blk.\(layer).\(g)") }
-        // Mixtral experts: block_sparse_moe.experts.{e}.{w1,w2,w3}.weight
+        // Experts: Mixtral block_sparse_moe.experts.{e}.{w1,w2,w3}.weight, Qwen3-MoE mlp.experts.{e}.{gate,down,up}_proj.weight
         let p = rest.split(separator: ".")
-        guard p.count == 5, p[0] == "block_sparse_moe", p[1] == "experts", let e = Int(p[2]), p[4] == "weight",
-              let kind = ["w1": "gate", "w2": "down", "w3": "up"][String(p[3])] else { return nil }
+        guard p.count == 5, p[0] == "block_sparse_moe" || p[0] == "mlp", p[1] == "experts", let e = Int(p[2]), p[4] == "weight",
+              let kind = ["w1": "gate", "w2": "down", "w3": "up", "gate_proj": "gate", "down_proj": "down",
+                          "up_proj": "up"][String(p[3])] else { return nil }
         let stacked = "blk.\(layer).ffn_\(kind)_exps.weight"
         if let file, file.tensors[stacked] == nil {
             return Location(name: "blk.\(layer).ffn_\(kind).\(e).weight")

@@ -64,5 +64,16 @@ public enum Phi3 {
             }
             return t.sliced(axis: 0, rows)
         }
+
+        /// A stored (GGUF) fused matrix is split by rows in place, nothing copied.
+        func quantized(_ name: String) throws -> QuantizedMatrix? {
+            guard let (fused, rows) = locate(name) else { return try base.quantized(name) }
+            guard let q = try base.quantized(fused) else { return nil }
+            let total = (fused.contains("qkv_proj") ? qkv : gateUp).reduce(0, +)
+            guard q.rows == total else {
+                throw ModelError.shapeMismatch(tensor: fused, expected: [total, q.cols], found: [q.rows, q.cols])
+            }
+            return q.slicingRows(rows)
+        }
     }
 }

@@ -61,14 +61,16 @@ final class FamiliesTests: XCTestCase {
     func testPhi3LongRoPEShort() throws { try checkCausalLM("phi3", architecture: "phi3") }
     func testPhi3LongRoPELong() throws { try checkCausalLM("phi3", reference: "reference_long.safetensors") }
 
-    /// Qwen2 / Qwen3 / Gemma 2 / Mixtral as Q8_0 GGUF files named by gguf-py's llama.cpp tensor map
-    /// (`scripts/fixtures/families.py`, `_gguf*`), against HF transformers on the same weights in float64: HF's own
-    /// GGUF loader for Qwen and Gemma 2 (which stores its norms as 1 + w), and for Mixtral (which HF cannot read
-    /// from GGUF) the HF model with the file's tensors dequantised by gguf-py, experts unstacked and Q/K rows
-    /// un-permuted. Decode steps multiply the Q8_0 blocks directly, so cached vs recomputed gets 1e-4 · max|logits|.
+    /// Qwen2 / Qwen3 / Qwen3-MoE / Gemma 2 / Phi-3 (LongRoPE) / Mixtral as Q8_0 GGUF files named by gguf-py's
+    /// llama.cpp tensor map (`scripts/fixtures/families.py`, `_gguf*`), against HF transformers on the same weights
+    /// in float64: HF's own GGUF loader for Qwen, Gemma 2 (which stores its norms as 1 + w) and Phi-3, and for
+    /// Mixtral (which HF cannot read from GGUF) the HF model with the file's tensors dequantised by gguf-py, experts
+    /// unstacked and Q/K rows un-permuted. Decode steps multiply the Q8_0 blocks directly, so cached vs recomputed
+    /// gets 1e-4 · max|logits|.
     func testGGUFFamilies() throws {
         let dir = Self.root.appendingPathComponent("gguf")
-        for (name, arch) in [("qwen2", "qwen2"), ("qwen3", "qwen3"), ("gemma2", "gemma2"), ("mixtral", "llama")] {
+        for (name, arch) in [("qwen2", "qwen2"), ("qwen3", "qwen3"), ("qwen3_moe", "qwen3moe"), ("gemma2", "gemma2"),
+                             ("phi3", "phi3"), ("mixtral", "llama")] {
             let url = dir.appendingPathComponent("\(name).q8_0.gguf.bin")
             XCTAssertEqual(try GGUFFile(url: url).architecture, arch, name)
             let opened = try ModelLoader.open(url)
@@ -80,7 +82,9 @@ final class FamiliesTests: XCTestCase {
             // Every matrix is multiplied from the file's blocks (stacked experts included), nothing copied to floats.
             let decoder = try XCTUnwrap(model as? DecoderModel)
             XCTAssertNil(decoder.embeddingTable.dense, "\(name): embedding")
-            if let moe = decoder.layers[0].feedForward as? MixtureOfExperts {
+            let attention = try XCTUnwrap(decoder.layers[0].attention as? GroupedQueryAttention)
+            XCTAssertNil(attention.qkv.dense, "\(name): fused q/k/v")
+            if let moe = decoder.layers.last?.feedForward as? MixtureOfExperts {
                 XCTAssertTrue(moe.experts.allSatisfy { $0.down.quantized?.isMapped == true }, "\(name): experts")
             }
         }
