@@ -461,8 +461,8 @@ AVX512 static inline void dotn_avx512(const float *a, int n, const float *xs, pt
 /// The 32-weight formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) without the buffer: per block the 32 quants are widened to
 /// two 16-lane float registers (Q5: nibbles with the fifth bit OR-ed in under the block's qh bit mask) and turned
 /// into the weights exactly as ggml dequantises them — (q − o)·d, or q·d + m rounded after the product (scales
-/// converted by F16C) — which are then multiplied into x by two FMA chains (elements 0–15 and 16–31), as the buffered
-/// GEMV of the K-quants does. Weights are decoded once per block whatever the number of inputs: b32_gemv (one input,
+/// converted by F16C) — which are then multiplied into x by two chained FMAs per block (elements 0–15, then 16–31)
+/// into one 16-lane accumulator per row. Weights are decoded once per block whatever the number of inputs: b32_gemv (one input,
 /// four rows per pass sharing x) and b32_rows (up to NXB inputs per pass) perform the same operations per input, so
 /// their outputs are bit-identical.
 INLINE int b32_has_min(int type) { return type == T_Q4_1 || type == T_Q5_1; }
@@ -503,6 +503,11 @@ AVX512 INLINE void b32_scales(int type, const uint8_t *blk, __m512 *d, __m512 *m
     *d = _mm512_set1_ps(_cvtsh_ss(d16)), *m = _mm512_set1_ps(_cvtsh_ss(m16));
 }
 
+/// acc + w0·x0 + w1·x1 as two chained FMAs (one accumulator per row and input).
+AVX512 INLINE __m512 b32_fma2(__m512 acc, __m512 w0, __m512 w1, __m512 x0, __m512 x1) {
+    return _mm512_fmadd_ps(w1, x1, _mm512_fmadd_ps(w0, x0, acc));
+}
+
 /// The f16 scales of four rows' blocks converted together (F16C): s[0..3] = d, s[4..7] = m (when the format has one).
 AVX512 INLINE void b32_scales4(int type, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
                                float *s) {
@@ -528,7 +533,7 @@ AVX512 INLINE void b32_gemv(int type, const uint8_t *w, ptrdiff_t ldw, const flo
     ptrdiff_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        acc512 a0 = {_mm512_setzero_ps(), _mm512_setzero_ps()}, a1 = a0, a2 = a0, a3 = a0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (ptrdiff_t b = 0; b < nb; b++) {
             const ptrdiff_t o = b * bytes;
             const char *pf = (const char *)w0 + PF_ROWS4 * ldw + 4 * o;  // may lie past w: prefetches never fault
@@ -542,71 +547,80 @@ AVX512 INLINE void b32_gemv(int type, const uint8_t *w, ptrdiff_t ldw, const flo
     {                                                                                                                \
         __m512 q0, q1;                                                                                               \
         b32_weights(type, W + o, _mm512_set1_ps(s[I]), _mm512_set1_ps(s[4 + I]), &q0, &q1);                          \
-        A.a = _mm512_fmadd_ps(q0, x0, A.a);                                                                          \
-        A.b = _mm512_fmadd_ps(q1, x1, A.b);                                                                          \
+        A = b32_fma2(A, q0, q1, x0, x1);                                                                             \
     }
             B32_ROW(w0, 0, a0) B32_ROW(w1, 1, a1) B32_ROW(w2, 2, a2) B32_ROW(w3, 3, a3)
 #undef B32_ROW
         }
-        y[r] = finish(hsum_avx512(a0), y + r, beta);
-        y[r + 1] = finish(hsum_avx512(a1), y + r + 1, beta);
-        y[r + 2] = finish(hsum_avx512(a2), y + r + 2, beta);
-        y[r + 3] = finish(hsum_avx512(a3), y + r + 3, beta);
+        y[r] = finish(_mm512_reduce_add_ps(a0), y + r, beta);
+        y[r + 1] = finish(_mm512_reduce_add_ps(a1), y + r + 1, beta);
+        y[r + 2] = finish(_mm512_reduce_add_ps(a2), y + r + 2, beta);
+        y[r + 3] = finish(_mm512_reduce_add_ps(a3), y + r + 3, beta);
     }
     for (; r < rows; r++) {
         const uint8_t *row = w + r * ldw;
-        acc512 a = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        __m512 a = _mm512_setzero_ps();
         for (ptrdiff_t b = 0; b < nb; b++) {
             __m512 d, m, q0, q1;
             b32_scales(type, row + b * bytes, &d, &m);
             b32_weights(type, row + b * bytes, d, m, &q0, &q1);
-            a.a = _mm512_fmadd_ps(q0, _mm512_loadu_ps(x + 32 * b), a.a);
-            a.b = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 32 * b + 16), a.b);
+            a = b32_fma2(a, q0, q1, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16));
         }
-        y[r] = finish(hsum_avx512(a), y + r, beta);
+        y[r] = finish(_mm512_reduce_add_ps(a), y + r, beta);
     }
 }
 
-/// NI inputs (a compile-time count) of one row: each block decoded once, then two FMAs per input.
-AVX512 INLINE void b32_row_inputs(int type, int ni, const uint8_t *row, ptrdiff_t nb, const float *xs, ptrdiff_t ldx,
-                                  float *y, ptrdiff_t ldy, float beta) {
+/// NI inputs (a compile-time count) of NR rows (1 or 2): each block decoded once, then two FMAs per row and input;
+/// two rows share every load of x.
+AVX512 INLINE void b32_rows_inputs(int type, int nr, int ni, const uint8_t *row, ptrdiff_t ldw, ptrdiff_t nb,
+                                   const float *xs, ptrdiff_t ldx, float *y, ptrdiff_t ldy, float beta) {
     const ptrdiff_t bytes = b32_bytes(type);
-    acc512 acc[NXB];
-    for (int i = 0; i < ni; i++) acc[i].a = acc[i].b = _mm512_setzero_ps();
+    __m512 acc[2][NXB];
+    for (int j = 0; j < nr; j++)
+        for (int i = 0; i < ni; i++) acc[j][i] = _mm512_setzero_ps();
     for (ptrdiff_t b = 0; b < nb; b++) {
-        __m512 d, m, q0, q1;
-        b32_scales(type, row + b * bytes, &d, &m);
-        b32_weights(type, row + b * bytes, d, m, &q0, &q1);
+        __m512 q[2][2];
+        for (int j = 0; j < nr; j++) {
+            __m512 d, m;
+            b32_scales(type, row + j * ldw + b * bytes, &d, &m);
+            b32_weights(type, row + j * ldw + b * bytes, d, m, &q[j][0], &q[j][1]);
+        }
         for (int i = 0; i < ni; i++) {
-            acc[i].a = _mm512_fmadd_ps(q0, _mm512_loadu_ps(xs + i * ldx + 32 * b), acc[i].a);
-            acc[i].b = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xs + i * ldx + 32 * b + 16), acc[i].b);
+            const __m512 x0 = _mm512_loadu_ps(xs + i * ldx + 32 * b), x1 = _mm512_loadu_ps(xs + i * ldx + 32 * b + 16);
+            for (int j = 0; j < nr; j++) acc[j][i] = b32_fma2(acc[j][i], q[j][0], q[j][1], x0, x1);
         }
     }
-    for (int i = 0; i < ni; i++) y[i * ldy] = finish(hsum_avx512(acc[i]), y + i * ldy, beta);
+    for (int j = 0; j < nr; j++)
+        for (int i = 0; i < ni; i++) y[i * ldy + j] = finish(_mm512_reduce_add_ps(acc[j][i]), y + i * ldy + j, beta);
 }
 
-/// b32_gemv for nx inputs, NXB at a time (the rows PF_ROWS4 ahead prefetched).
+/// b32_gemv for nx inputs, NXB at a time, two rows per pass (the rows PF_ROWS4 ahead prefetched).
 AVX512 INLINE void b32_rows(int type, const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx,
                             ptrdiff_t k, float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
     const ptrdiff_t nb = k / 32;
     for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {
         const int ni = (int)(nx - i0 < NXB ? nx - i0 : NXB);
         const float *xs = x + i0 * ldx;
-        for (ptrdiff_t r = 0; r < rows; r++) {
+        for (ptrdiff_t r = 0; r < rows;) {
+            const int nr = rows - r >= 2 ? 2 : 1;
             const uint8_t *row = w + r * ldw;
             const char *pf = (const char *)row + PF_ROWS4 * ldw;
-            for (ptrdiff_t o = 0; o < ldw; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+            for (ptrdiff_t o = 0; o < nr * ldw; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
             float *yr = y + i0 * ldy + r;
-            switch (ni) {  // a constant input count: the accumulators stay in registers
-            case 1: b32_row_inputs(type, 1, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 2: b32_row_inputs(type, 2, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 3: b32_row_inputs(type, 3, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 4: b32_row_inputs(type, 4, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 5: b32_row_inputs(type, 5, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 6: b32_row_inputs(type, 6, row, nb, xs, ldx, yr, ldy, beta); break;
-            case 7: b32_row_inputs(type, 7, row, nb, xs, ldx, yr, ldy, beta); break;
-            default: b32_row_inputs(type, NXB, row, nb, xs, ldx, yr, ldy, beta); break;
-            }
+#define B32_NI(NR)                                                                                                   \
+    switch (ni) { /* a constant input count: the accumulators stay in registers */                                   \
+    case 1: b32_rows_inputs(type, NR, 1, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 2: b32_rows_inputs(type, NR, 2, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 3: b32_rows_inputs(type, NR, 3, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 4: b32_rows_inputs(type, NR, 4, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 5: b32_rows_inputs(type, NR, 5, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 6: b32_rows_inputs(type, NR, 6, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    case 7: b32_rows_inputs(type, NR, 7, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                               \
+    default: b32_rows_inputs(type, NR, NXB, row, ldw, nb, xs, ldx, yr, ldy, beta); break;                            \
+    }
+            if (nr == 2) { B32_NI(2) } else { B32_NI(1) }
+#undef B32_NI
+            r += nr;
         }
     }
 }

@@ -50,9 +50,11 @@ extension DecoderModel {
         var out = Tensor(uninitializedShape: [k, outWidth])
         proj.withUnsafeMutableBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
-                for i in 0..<k {
-                    gqa.attend(p.baseAddress! + i * width, rows: 1, cache: caches[i], position: positions[i],
-                               into: o.baseAddress! + i * outWidth)
+                // One sequence per task: each attends over its own cache on one worker (one parallel region per
+                // layer instead of one per sequence; a single short query row has little to split).
+                let (pp, op) = (p.baseAddress!, o.baseAddress!)
+                parallelFor(k) { i in
+                    gqa.attend(pp + i * width, rows: 1, cache: caches[i], position: positions[i], into: op + i * outWidth)
                 }
             }
         }
