@@ -231,6 +231,12 @@ public struct GGUFCheckpoint: WeightSource {
         return Location(name: stacked, expert: e)
     }
 
+    /// `name` and the GGUF tensor it is read from (and which expert of a stack), for error messages.
+    public func describe(_ name: String) -> String {
+        guard let l = Self.location(name, architecture: architecture, file: file) else { return name }
+        return "\(name) (GGUF tensor '\(l.name)'\(l.expert.map { ", expert \($0)" } ?? ""))"
+    }
+
     public func contains(_ name: String) -> Bool {
         guard let l = Self.location(name, architecture: architecture, file: file), let info = file.tensors[l.name] else {
             return false

@@ -7,10 +7,14 @@ public protocol WeightSource: Sendable {
     /// `name` as stored in a block-quantised format (a 2-D GGUF tensor in Q8_0 / Q4_0 / Q4_1), laid out like
     /// ``tensor(_:)``; nil when it is not stored that way (the default).
     func quantized(_ name: String) throws -> QuantizedMatrix?
+    /// How errors name `name`: the HF name, plus where it lives when the source stores it under another (a GGUF
+    /// tensor). Default: `name`.
+    func describe(_ name: String) -> String
 }
 
 extension WeightSource {
     public func quantized(_ name: String) throws -> QuantizedMatrix? { nil }
+    public func describe(_ name: String) -> String { name }
 }
 
 extension SafeTensorsCheckpoint: WeightSource {}
@@ -51,9 +55,11 @@ public struct Weights: Sendable {
             if name.hasSuffix(".bias") { return Tensor.zeros(shape) }
             return Tensor.randomNormal(shape, std: std, seed: seed &+ UInt64(truncatingIfNeeded: name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }))
         case .source(let source):
-            guard source.contains(name) else { throw ModelError.missingTensor(name) }
+            guard source.contains(name) else { throw ModelError.missingTensor(source.describe(name)) }
             let t = try source.tensor(name)
-            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
+            guard t.shape == shape else {
+                throw ModelError.shapeMismatch(tensor: source.describe(name), expected: shape, found: t.shape)
+            }
             return t
         }
     }
@@ -67,7 +73,9 @@ public struct Weights: Sendable {
     /// checkpoint does not store it quantised (and always for random weights).
     public func quantized(_ name: String, _ shape: [Int]) throws -> QuantizedMatrix? {
         guard case .source(let source) = backing, let q = try source.quantized(name) else { return nil }
-        guard [q.rows, q.cols] == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: [q.rows, q.cols]) }
+        guard [q.rows, q.cols] == shape else {
+            throw ModelError.shapeMismatch(tensor: source.describe(name), expected: shape, found: [q.rows, q.cols])
+        }
         return q
     }
 

@@ -55,6 +55,11 @@ public enum Phi3 {
             return base.contains(fused)
         }
 
+        func describe(_ name: String) -> String {
+            guard let (fused, rows) = locate(name) else { return base.describe(name) }
+            return "\(name) (rows \(rows.lowerBound)..<\(rows.upperBound) of \(base.describe(fused)))"
+        }
+
         func tensor(_ name: String) throws -> Tensor {
             guard let (fused, rows) = locate(name) else { return try base.tensor(name) }
             let t = try base.tensor(fused)

@@ -250,3 +250,38 @@ struct GGUFTestWriter {
         return w
     }
 }
+
+extension GGUFTestWriter {
+    /// The metadata (in file order) and tensors (with their bytes) of the GGUF file at `url`, to be edited and written
+    /// again. Numeric arrays become `int32s` / `strings` (the family fixtures hold no other arrays).
+    init(reading url: URL) throws {
+        let file = try GGUFFile(url: url)
+        let bytes = [UInt8](try Data(contentsOf: url))
+        func value(_ v: GGUFValue) -> Value {
+            switch v {
+            case .uint8(let x): return .uint32(UInt32(x))
+            case .uint16(let x): return .uint32(UInt32(x))
+            case .uint32(let x): return .uint32(x)
+            case .int8(let x): return .int32(Int32(x))
+            case .int16(let x): return .int32(Int32(x))
+            case .int32(let x): return .int32(x)
+            case .uint64(let x): return .uint64(x)
+            case .int64(let x): return .int64(x)
+            case .float32(let x): return .float32(x)
+            case .float64(let x): return .float64(x)
+            case .bool(let x): return .bool(x)
+            case .string(let x): return .string(x)
+            case .array(let a):
+                if let strings = v.strings { return .strings(strings) }
+                return .int32s(a.map { Int32(truncatingIfNeeded: $0.int ?? 0) })
+            }
+        }
+        metadata = file.metadataKeys.filter { $0 != "general.alignment" }.map { ($0, value(file.metadata[$0]!)) }
+        metadata.insert(("general.alignment", .uint32(32)), at: 0)
+        tensors = file.tensors.values.sorted { $0.offset < $1.offset }.map { info in
+            let start = file.dataOffset + info.offset
+            return TensorEntry(name: info.name, dims: info.dimensions, type: info.type.rawValue,
+                               data: Array(bytes[start..<(start + info.byteCount)]))
+        }
+    }
+}

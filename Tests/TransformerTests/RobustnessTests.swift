@@ -181,4 +181,70 @@ final class RobustnessTests: ScratchTestCase {
         rope.apply(&tabulated, positionOffset: RoPE.maxTabulatedPositions - 4)
         XCTAssertEqual(straddling.sliced(axis: 0, 0..<4).maxAbsDifference(tabulated), 0)
     }
+
+    // MARK: The GGUF families beyond llama (Mixtral, Qwen3-MoE, Gemma 2, Phi-3)
+
+    /// The family fixture `name` (`Fixtures/families/gguf/<name>.q8_0.gguf.bin`) after `edit`, written to disk.
+    func family(_ name: String, _ edit: (inout GGUFTestWriter) -> Void) throws -> String {
+        let src = FamiliesTests.root.appendingPathComponent("gguf/\(name).q8_0.gguf.bin")
+        var w = try GGUFTestWriter(reading: src)
+        edit(&w)
+        let url = scratch.appendingPathComponent("\(name)-\(UUID().uuidString).gguf")
+        try Data(w.serialize().bytes).write(to: url)
+        return url.path
+    }
+
+    func openAndRun(_ path: String) throws { _ = try ModelLoader.open(path).causalLM().logits([1, 2]) }
+
+    func testGGUFFamilyFilesRoundTripThroughTheWriter() throws {
+        // The rewritten, unedited files load and give the same logits as the originals (the edits below are the
+        // only difference the errors can come from).
+        for name in ["mixtral", "qwen3_moe", "gemma2", "phi3"] {
+            let original = try ModelLoader.open(FamiliesTests.root.appendingPathComponent("gguf/\(name).q8_0.gguf.bin"))
+            let rewritten = try ModelLoader.open(try family(name) { _ in })
+            XCTAssertEqual(try rewritten.causalLM().logits([1, 2, 3]).maxAbsDifference(try original.causalLM().logits([1, 2, 3])),
+                           0, name)
+        }
+    }
+
+    func testGGUFExpertCountsAreChecked() throws {
+        assertError(["blk.0.ffn_gate_inp.weight", "[4, 32]", "[8, 32]"]) {
+            try openAndRun(try family("mixtral") { $0["llama.expert_count"] = .uint32(8) })
+        }
+        assertError(["num_experts_per_tok (9) exceeds num_local_experts (4)"]) {
+            try openAndRun(try family("mixtral") { $0["llama.expert_used_count"] = .uint32(9) })
+        }
+        assertError(["has no llama.expert_used_count"]) {
+            try openAndRun(try family("mixtral") { $0["llama.expert_used_count"] = nil })
+        }
+        assertError(["qwen3moe.expert_feed_forward_length", "got 0"]) {
+            try openAndRun(try family("qwen3_moe") { $0["qwen3moe.expert_feed_forward_length"] = .uint32(0) })
+        }
+        assertError(["blk.0.ffn_gate_exps.weight", "[16, 32]", "[20, 32]"]) {
+            try openAndRun(try family("qwen3_moe") { $0["qwen3moe.expert_feed_forward_length"] = .uint32(20) })
+        }
+    }
+
+    func testGGUFGemma2AndPhi3MetadataIsChecked() throws {
+        assertError(["gemma2.final_logit_softcapping", "finite"]) {
+            try openAndRun(try family("gemma2") { $0["gemma2.final_logit_softcapping"] = .float32(.nan) })
+        }
+        assertError(["gemma2.attention.sliding_window"]) {
+            try openAndRun(try family("gemma2") { $0["gemma2.attention.sliding_window"] = .uint32(0) })
+        }
+        assertError(["has no phi3.rope.scaling.original_context_length"]) {
+            try openAndRun(try family("phi3") { $0["phi3.rope.scaling.original_context_length"] = nil })
+        }
+        assertError(["phi3.rope.dimension_count"]) {
+            try openAndRun(try family("phi3") { $0["phi3.rope.dimension_count"] = .uint32(0) })
+        }
+        // LongRoPE factors of the wrong length (rotary_dim / 2 = 8 each).
+        assertError(["long_factor", "8"]) {
+            try openAndRun(try family("phi3") { w in
+                let i = w.tensors.firstIndex { $0.name == "rope_factors_long.weight" }!
+                w.tensors[i].dims = [5]
+                w.tensors[i].data = Array(w.tensors[i].data.prefix(20))
+            })
+        }
+    }
 }
