@@ -99,6 +99,23 @@ AVX2 static inline float rows_hsum8(__m256 v) {
             ROWS_STORE(4, c4) ROWS_STORE(5, c5) ROWS_STORE(6, c6) ROWS_STORE(7, c7)                                  \
         }                                                                                                            \
     }                                                                                                                \
+    AVX2 __attribute__((always_inline)) static inline void NAME##_n(                                                 \
+        const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nb, const __m256 *sums, float *y,  \
+        ptrdiff_t ldy, ptrdiff_t rows, float beta, ptrdiff_t i0, int ni) {                                           \
+        const __m256i mask = _mm256_set1_epi32(0x0F);                                                                \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                                                       \
+            __m256 acc[NX_CHUNK];                                                                                    \
+            for (int i = 0; i < ni; i++) acc[i] = _mm256_setzero_ps();                                               \
+            for (ptrdiff_t b = 0; b < nb; b++) {                                                                     \
+                ROWS_UNPACK(FORMAT, BLOCK_BYTES)                                                                     \
+                for (ptrdiff_t i = 0; i < ni; i++) ROWS_STEP(FORMAT, acc[i])                                         \
+            }                                                                                                        \
+            for (ptrdiff_t i = 0; i < ni; i++) {                                                                     \
+                float *yi = y + (i0 + i) * ldy + r, s = rows_hsum8(acc[i]);                                          \
+                *yi = beta == 0 ? s : beta * *yi + s;                                                                \
+            }                                                                                                        \
+        }                                                                                                            \
+    }                                                                                                                \
     AVX2 static void NAME(const uint8_t *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k, \
                           float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {                                     \
         ptrdiff_t nb = k / 32;                                                                                       \
@@ -118,24 +135,18 @@ AVX2 static inline float rows_hsum8(__m256 v) {
                                                      _mm256_set1_ps(SUM_SCALE));                                     \
                 }                                                                                                    \
         }                                                                                                            \
-        const __m256i mask = _mm256_set1_epi32(0x0F);                                                                \
         ptrdiff_t i0 = 0;                                                                                            \
         /* Full chunks of 8 inputs: a separate function with eight named accumulators, kept in registers. */       \
         for (; i0 + 8 <= nx; i0 += 8) NAME##_8(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0);                    \
-        for (; i0 < nx; i0 += NX_CHUNK) {                                                                            \
-            ptrdiff_t ni = nx - i0 < NX_CHUNK ? nx - i0 : NX_CHUNK;                                                  \
-            for (ptrdiff_t r = 0; r < rows; r++) {                                                                   \
-                __m256 acc[NX_CHUNK];                                                                                \
-                for (int i = 0; i < NX_CHUNK; i++) acc[i] = _mm256_setzero_ps();                                     \
-                for (ptrdiff_t b = 0; b < nb; b++) {                                                                 \
-                    ROWS_UNPACK(FORMAT, BLOCK_BYTES)                                                                           \
-                    for (ptrdiff_t i = 0; i < ni; i++) ROWS_STEP(FORMAT, acc[i])                                     \
-                }                                                                                                    \
-                for (ptrdiff_t i = 0; i < ni; i++) {                                                                 \
-                    float *yi = y + (i0 + i) * ldy + r, s = rows_hsum8(acc[i]);                                      \
-                    *yi = beta == 0 ? s : beta * *yi + s;                                                            \
-                }                                                                                                    \
-            }                                                                                                        \
+        /* The rest (1–7 inputs): the same steps with a constant count, so the accumulators stay in registers. */   \
+        switch (nx - i0) {                                                                                           \
+        case 1: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 1); break;                                \
+        case 2: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 2); break;                                \
+        case 3: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 3); break;                                \
+        case 4: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 4); break;                                \
+        case 5: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 5); break;                                \
+        case 6: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 6); break;                                \
+        case 7: NAME##_n(w, ldw, x, ldx, nb, sums, y, ldy, rows, beta, i0, 7); break;                                \
         }                                                                                                            \
         free(sums);                                                                                                  \
     }
