@@ -1,9 +1,9 @@
 import Foundation
 
-/// A llama- (Llama, Mistral, Mixtral), qwen2-, qwen3-, qwen3moe-, gemma2- or phi3-architecture GGUF file (as llama.cpp's converter writes
-/// it) seen as a Hugging Face checkpoint: metadata → ``ModelConfig``, tensor names → HF names; matrices in a format
-/// with kernels are offered as stored (``quantized(_:)``, read in place from the mapped file), everything else
-/// dequantised to f32 (``tensor(_:)``).
+/// A llama- (Llama, Mistral, Mixtral), qwen2-, qwen3-, qwen3moe-, gemma2- or phi3-architecture GGUF file (as
+/// llama.cpp's converter writes it) seen as a Hugging Face checkpoint: metadata → ``ModelConfig``, tensor names →
+/// HF names; matrices in a format with kernels are offered as stored (``quantized(_:)``, read in place from the
+/// mapped file), everything else dequantised to f32 (``tensor(_:)``).
 ///
 /// llama.cpp's converter permutes the rows of `attn_q` / `attn_k` within each head from HF's half-split RoPE order
 /// `(pair half j, index i)` to interleaved `(i, j)`; ``tensor(_:)`` undoes that permutation, so the weights are
@@ -35,7 +35,8 @@ public struct GGUFCheckpoint: WeightSource {
     /// the metadata determines it.
     let headDim: Int?
 
-    /// GGUF architectures this mapping reads (they are also the HF `model_type`s they become).
+    /// GGUF architectures this mapping reads (``config()`` names the HF `model_type` each becomes: the same name, but
+    /// `qwen3moe` → `qwen3_moe` and `llama` with experts → `mixtral`).
     public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "phi3"]
 
     /// Opens `url` and checks that its architecture is mapped.
@@ -131,9 +132,9 @@ public struct GGUFCheckpoint: WeightSource {
             c.mlpOnlyLayers = (0..<(c.numHiddenLayers ?? 0)).filter { file.tensors["blk.\($0).ffn_gate_inp.weight"] == nil }
         }
         if a == "phi3" {
-            let headDim = (c.hiddenSize ?? 0) / heads
-            if f["phi3.rope.dimension_count"] != nil, headDim > 0 {
-                c.rope.partialRotaryFactor = Double(try Self.size(f, "phi3.rope.dimension_count")) / Double(headDim)
+            let dim = (c.hiddenSize ?? 0) / heads
+            if f["phi3.rope.dimension_count"] != nil, dim > 0 {
+                c.rope.partialRotaryFactor = Double(try Self.size(f, "phi3.rope.dimension_count")) / Double(dim)
             }
             if let long = file.tensors["rope_factors_long.weight"], let short = file.tensors["rope_factors_short.weight"] {
                 c.rope.ropeType = "longrope"
