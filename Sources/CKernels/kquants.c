@@ -714,6 +714,39 @@ static int gemv_plain(int type, const void *w, ptrdiff_t ldw, const float *x, pt
     return 1;
 }
 
+/// gemv_plain for nx inputs (F16 / BF16): each 256-element chunk of a row is converted once and dotted with every
+/// input with gemv_plain's operations (eight partial sums per input), so the outputs are bit-identical to it.
+static void rows_plain(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t ldx, ptrdiff_t nx, ptrdiff_t k,
+                       float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
+    int e, n;
+    block_shape(type, &e, &n);
+    float buf[256] __attribute__((aligned(64)));
+    for (ptrdiff_t i0 = 0; i0 < nx; i0 += NXB) {
+        const ptrdiff_t ni = nx - i0 < NXB ? nx - i0 : NXB;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const uint8_t *row = (const uint8_t *)w + r * ldw;
+            float acc[NXB][8] = {{0}};
+            for (ptrdiff_t c = 0; c < k; c += 256) {
+                ptrdiff_t len = k - c < 256 ? k - c : 256;
+                ck_quant_dequantize(type, row + c * n, buf, len);
+                for (ptrdiff_t in = 0; in < ni; in++) {
+                    const float *xi = x + (i0 + in) * ldx + c;
+                    ptrdiff_t i = 0;
+                    for (; i + 8 <= len; i += 8)
+                        for (int j = 0; j < 8; j++) acc[in][j] += buf[i + j] * xi[i + j];
+                    for (; i < len; i++) acc[in][0] += buf[i] * xi[i];
+                }
+            }
+            for (ptrdiff_t in = 0; in < ni; in++) {
+                const float *a = acc[in];
+                float sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+                float *yi = y + (i0 + in) * ldy + r;
+                *yi = finish(sum, yi, beta);
+            }
+        }
+    }
+}
+
 int ck_quant_gemv(int type, const void *w, ptrdiff_t ldw, const float *x, ptrdiff_t k, float *y, ptrdiff_t rows,
                   float beta) {
     int e = ck_quant_block_elements(type);
@@ -739,8 +772,12 @@ int ck_quant_gemv_rows(int type, const void *w, ptrdiff_t ldw, const float *x, p
                        float *y, ptrdiff_t ldy, ptrdiff_t rows, float beta) {
     int e = ck_quant_block_elements(type);
     if (e == 0 || k % e != 0) return 0;
-    if (e == 1) {  // F32 / F16 / BF16 rows: the one-input product per input
-        for (ptrdiff_t i = 0; i < nx; i++) gemv_plain(type, w, ldw, x + i * ldx, k, y + i * ldy, rows, beta);
+    if (e == 1) {
+        if (type == T_F32) {  // float rows: the one-input product (ck_gemv) per input
+            for (ptrdiff_t i = 0; i < nx; i++) gemv_plain(type, w, ldw, x + i * ldx, k, y + i * ldy, rows, beta);
+        } else {
+            rows_plain(type, w, ldw, x, ldx, nx, k, y, ldy, rows, beta);
+        }
         return 1;
     }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -66,4 +66,35 @@ final class QuantizedBatchGEMVTests: XCTestCase {
             }
         }
     }
+
+    /// F16 / BF16 rows (a GGUF's half-precision weights): batched rows equal the one-vector GEMV bit for bit on every
+    /// path, with a row length that is no multiple of the 256-element conversion chunk.
+    func testHalfPrecisionBatchedRowsEqualOneVectorGEMVs() throws {
+        var g = SeededGenerator(seed: 5)
+        let (rows, cols) = (37, 300)
+        let values = (0..<(rows * cols)).map { _ in Float(g.nextUniform() * 2 - 1) }
+        let f16 = values.flatMap { v in withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { Array($0) } }
+        let bf16 = values.flatMap { v in withUnsafeBytes(of: UInt16(v.bitPattern >> 16).littleEndian) { Array($0) } }
+        for (type, bytes) in [(GGMLType.f16, f16), (GGMLType.bf16, bf16)] {
+            let q = try bytes.withUnsafeBytes { try QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: $0) }
+            for path in CPU.supportedKernelPaths {
+                CPU.withKernelPath(path) {
+                    for (count, beta) in [(3, Float(0)), (9, 1)] {
+                        let x = (0..<(count * cols)).map { _ in Float(g.nextUniform() * 2 - 1) }
+                        let y0 = (0..<(count * rows)).map { _ in Float(g.nextUniform()) }
+                        var batched = y0, alone = y0
+                        x.withUnsafeBufferPointer { xp in
+                            batched.withUnsafeMutableBufferPointer {
+                                q.gemv(rows: xp.baseAddress!, count: count, stride: cols, into: $0.baseAddress!, stride: rows, beta: beta)
+                            }
+                            alone.withUnsafeMutableBufferPointer { yp in
+                                for i in 0..<count { q.gemv(xp.baseAddress! + i * cols, into: yp.baseAddress! + i * rows, beta: beta) }
+                            }
+                        }
+                        XCTAssertEqual(batched.map(\.bitPattern), alone.map(\.bitPattern), "\(path) \(type.name) × \(count)")
+                    }
+                }
+            }
+        }
+    }
 }
