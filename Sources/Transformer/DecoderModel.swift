@@ -85,13 +85,8 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// Final-logit soft-cap (Gemma 2 `final_logit_softcapping`): `z ← cap·tanh(z / cap)`; nil for none.
     public let logitSoftcap: Float?
 
-    public convenience init(architecture: String, embedding: Tensor, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear,
-                            maxPositions: Int, embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
-        self.init(architecture: architecture, embeddingTable: Linear(weight: embedding), layers: layers, norm: norm,
-                  lmHead: lmHead, maxPositions: maxPositions, embeddingScale: embeddingScale, logitSoftcap: logitSoftcap)
-    }
-
-    /// A model whose embedding table may be stored quantised (``embeddingTable``).
+    /// A model over an embedding table (float or stored blocks, ``embeddingTable``); families build theirs with
+    /// ``assemble(config:weights:vocab:hidden:layers:maxPositions:tiedByDefault:embeddingScale:logitSoftcap:norm:layer:)``.
     public init(architecture: String, embeddingTable: Linear, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear,
                 maxPositions: Int, embeddingScale: Float? = nil, logitSoftcap: Float? = nil) {
         (self.architecture, self.embeddingTable, self.layers, self.norm, self.lmHead, self.maxPositions) =

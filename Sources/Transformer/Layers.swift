@@ -27,18 +27,6 @@ public struct Linear: Sendable {
         (dense, self.bias, self.quantized) = (nil, bias, quantized)
     }
 
-    /// Float weights, or — when `quantized` is given — those blocks alone (`weight` must then be their
-    /// dequantisation, or at least have their shape; it is not kept).
-    public init(weight: Tensor, bias: Tensor? = nil, quantized: QuantizedMatrix?) {
-        guard let quantized else {
-            self.init(weight: weight, bias: bias)
-            return
-        }
-        precondition([quantized.rows, quantized.cols] == weight.shape,
-                     "Linear quantised weights \(quantized.rows) × \(quantized.cols) do not match weight \(weight.shape)")
-        self.init(quantized: quantized, bias: bias)
-    }
-
     /// The weights `[out, in]` as floats: the stored tensor, or the blocks dequantised into a new one (allocates
     /// `out · in` floats each call: for inspection and tests, not for inference).
     public var weight: Tensor { dense ?? quantized!.dequantized() }
