@@ -28,6 +28,16 @@ final class ServerTests: XCTestCase {
     }
     static let cases = try! JSONDecoder().decode(Cases.self, from: Data(contentsOf: chatDir.appendingPathComponent("cases.json")))
     static let generator = try! ModelLoader.open(chatDir.path).textGenerator()
+    /// The same weights with a 32768-position context and no stop tokens: a stream that cannot end on its own within
+    /// a test (it is cancelled), for the scenarios that need a sequence still running while other requests arrive.
+    static let endlessGenerator: TextGenerator = {
+        let opened = try! ModelLoader.open(chatDir.path)
+        var config = opened.config
+        config.maxPositionEmbeddings = 1 << 15
+        guard case .causalLM(let model) = try! ModelLoader.build(config: config, weights: Weights(try! SafeTensorsCheckpoint(directory: chatDir)))
+        else { fatalError("chat model is not a causal LM") }
+        return TextGenerator(model: model, tokenizer: generator.tokenizer, chatTemplate: generator.chatTemplate, stopTokens: [])
+    }()
 
     /// A running server and a client for it.
     final class Running: @unchecked Sendable {
@@ -36,10 +46,10 @@ final class ServerTests: XCTestCase {
         let port: Int
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
 
-        init(_ configuration: OpenAIServer.Configuration) async throws {
+        init(_ configuration: OpenAIServer.Configuration, generator: TextGenerator = ServerTests.generator) async throws {
             var c = configuration
             (c.host, c.port, c.logRequests) = ("127.0.0.1", 0, false)
-            let server = try OpenAIServer(generator: ServerTests.generator, configuration: c)
+            let server = try OpenAIServer(generator: generator, configuration: c)
             let (ports, continuation) = AsyncStream<Int>.makeStream()
             task = Task { try await server.run(onListening: { continuation.yield($0) }, handleSignals: false) }
             var it = ports.makeAsyncIterator()
@@ -76,8 +86,9 @@ final class ServerTests: XCTestCase {
     static func messagesJSON(_ m: [ChatMessage]) -> [[String: String]] { m.map { ["role": $0.role, "content": $0.content] } }
 
     func withServer(_ configuration: OpenAIServer.Configuration = .init(parallel: 2, context: 256),
+                    generator: TextGenerator = ServerTests.generator,
                     _ body: (Running) async throws -> Void) async throws {
-        let running = try await Running(configuration)
+        let running = try await Running(configuration, generator: generator)
         do {
             try await body(running)
         } catch {
@@ -263,43 +274,34 @@ final class ServerTests: XCTestCase {
     }
 
     func testDisconnectCancelsTheSequenceAndAFullQueueAnswers503() async throws {
-        try await withServer(.init(parallel: 1, context: 2048, maxQueued: 1)) { s in
-            // The scenario needs the long stream still running while the other two requests arrive; a tiny model can
-            // finish its 1900 tokens first on a fast machine. Such an attempt is discarded and the scenario set up
-            // again (up to 10 times); an attempt in which the long stream was still running is asserted in full.
+        // The long stream cannot end on its own (no stop tokens, 30000 tokens of a 32768-position context): it is
+        // still running when the other two requests arrive, however fast the machine.
+        try await withServer(.init(parallel: 1, context: 1 << 15, maxQueued: 1), generator: Self.endlessGenerator) { s in
             let hi: [String: Any] = ["messages": [["role": "user", "content": "Hi"]], "max_tokens": 1]
-            for attempt in 1...10 {
-                let tokensBefore = s.server.scheduler.stepTokens
-                let (a, ended) = try await startLongStream(s, maxTokens: 1900)
-                // One slot busy, one request may wait: the second waits, the third is refused.
-                let waiting = Task { try await s.json(.POST, "/v1/chat/completions", hi) }
-                var queued = false
-                for _ in 0..<200 where !queued && !ended.value {
-                    queued = s.server.scheduler.load.queued == 1
-                    if !queued { try await Task.sleep(nanoseconds: 10_000_000) }
-                }
-                let refused = queued ? try await s.json(.POST, "/v1/chat/completions", hi) : nil
-                if ended.value && attempt < 10 {  // the long stream finished on its own: a race, not a verdict
-                    a.cancel()
-                    _ = try? await waiting.value
-                    continue
-                }
-                XCTAssertTrue(queued, "the second request never queued behind the long stream")
-                guard let refused else { return }
-                assertError(refused, 503, param: nil)
-                // The client of the long stream goes away: its sequence is cancelled, the slot freed, the waiting one served.
-                a.cancel()
-                let served = try await waiting.value
-                XCTAssertEqual(served.status, 200)
-                var idle = false
-                for _ in 0..<200 where !idle {
-                    idle = s.server.scheduler.load == (0, 0)
-                    if !idle { try await Task.sleep(nanoseconds: 10_000_000) }
-                }
-                XCTAssertTrue(idle)
-                XCTAssertLessThan(s.server.scheduler.stepTokens - tokensBefore, 1900, "the long stream must have stopped early")
-                return
+            let tokensBefore = s.server.scheduler.stepTokens
+            let (a, ended) = try await startLongStream(s, maxTokens: 30000)
+            // One slot busy, one request may wait: the second waits, the third is refused.
+            let waiting = Task { try await s.json(.POST, "/v1/chat/completions", hi) }
+            var queued = false
+            for _ in 0..<500 where !queued {
+                queued = s.server.scheduler.load.queued == 1
+                if !queued { try await Task.sleep(nanoseconds: 10_000_000) }
             }
+            XCTAssertTrue(queued, "the second request never queued behind the long stream")
+            let refused = try await s.json(.POST, "/v1/chat/completions", hi)
+            XCTAssertFalse(ended.value, "the long stream ended on its own")
+            assertError(refused, 503, param: nil)
+            // The client of the long stream goes away: its sequence is cancelled, the slot freed, the waiting one served.
+            a.cancel()
+            let served = try await waiting.value
+            XCTAssertEqual(served.status, 200)
+            var idle = false
+            for _ in 0..<500 where !idle {
+                idle = s.server.scheduler.load == (0, 0)
+                if !idle { try await Task.sleep(nanoseconds: 10_000_000) }
+            }
+            XCTAssertTrue(idle)
+            XCTAssertLessThan(s.server.scheduler.stepTokens - tokensBefore, 30000, "the long stream must have stopped early")
         }
     }
 }
